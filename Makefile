@@ -1,0 +1,38 @@
+# Entry points: `make run` (portal + reference back office) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --silent && touch $@; \
+	else \
+		echo "npm not found: browser accessibility checks (axe-core) will be skipped"; \
+	fi
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m portal.devrun
+
+test: $(STAMP) node_modules/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check portal bureau tests bench
+	$(BIN)/ruff format --check portal bureau tests bench
+
+bench: $(STAMP) node_modules/.installed
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) node_modules var test-output
