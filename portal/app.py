@@ -1,0 +1,205 @@
+"""The application factory: middleware, routers, error handlers, background dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from portal.api import validation_error_body
+from portal.db import Database
+from portal.errors import DomainError
+from portal.materials.storage import BlobStore, key_ring
+from portal.metrics import RequestMetrics
+from portal.middleware import RequestContext, SecurityHeaders, apply_security_headers
+from portal.resources import STATIC_DIR
+from portal.settings import Settings, get_settings
+from portal.web import LoginRequired, redirect, render
+
+log = logging.getLogger(__name__)
+
+ERROR_TITLES = {
+    401: "请先登录",
+    403: "无法完成操作",
+    404: "页面不存在",
+    409: "当前状态不允许此操作",
+    413: "文件太大",
+    415: "文件类型不支持",
+    422: "提交的内容有误",
+    429: "操作太频繁",
+}
+
+# What FastAPI says when a JSON body cannot be decoded at all (e.g. it is not UTF-8).
+BODY_PARSE_ERROR = "There was an error parsing the body"
+
+HTTP_MESSAGES = {
+    400: "请求有误。",
+    401: "请先登录。",
+    403: "没有权限访问此页面。",
+    404: "页面不存在，或者您无权查看。",
+    405: "不支持此操作。",
+    413: "提交的内容太大。",
+    415: "不支持的文件类型。",
+    429: "操作太频繁，请稍后再试。",
+}
+
+
+class CachedStatic(StaticFiles):
+    """Static files with a content hash in the URL may be cached for a year."""
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_response(request: Request, status: int, body: dict[str, Any], headers=None) -> Response:
+    if _wants_json(request):
+        return JSONResponse(body, status_code=status, headers=headers)
+    return render(
+        request,
+        "error.html",
+        {
+            "status": status,
+            "title": ERROR_TITLES.get(status, "出错了"),
+            "message": body["error"]["message"],
+            "fields": body["error"].get("fields"),
+        },
+        status_code=status,
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return _error_response(request, exc.status, exc.to_json(), exc.headers or None)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        from urllib.parse import quote
+
+        return redirect(f"/login?next={quote(exc.next_url, safe='/')}")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return _error_response(request, 422, validation_error_body(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR and _wants_json(request):
+            # A JSON body that is not even UTF-8: malformed like any other bad JSON (422).
+            body = {
+                "error": {
+                    "code": "invalid",
+                    "message": "请求体不是有效的 JSON。",
+                    "fields": {"body": "请求体不是有效的 UTF-8 编码 JSON"},
+                }
+            }
+            return _error_response(request, 422, body)
+        message = HTTP_MESSAGES.get(exc.status_code, "请求无法处理。")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(
+            request, exc.status_code, {"error": {"code": code, "message": message}}, exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        rid = request.scope.get("state", {}).get("request_id", "-")
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {
+            "error": {
+                "code": "internal",
+                "message": f"系统暂时无法处理您的请求，请稍后再试。如需帮助请拨打 12345，并告知编号 {rid}。",
+            }
+        }
+        try:
+            response = _error_response(request, 500, body)
+        except Exception:  # the error page itself failed: plain text still helps
+            response = Response(body["error"]["message"], status_code=500, media_type="text/plain")
+        # Sent from outside every middleware of ours: the headers they would add, added here.
+        apply_security_headers(response.headers, https=request.app.state.settings.https)
+        response.headers["X-Request-ID"] = rid
+        return response
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from portal.exchange.dispatcher import Dispatcher
+
+        task = None
+        if settings.dispatcher:
+            dispatcher = Dispatcher(settings, db)
+            app.state.dispatcher = dispatcher
+            task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+        try:
+            yield
+        finally:
+            if task is not None:
+                app.state.dispatcher.stop()
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            if database is None:
+                db.dispose()
+
+    app = FastAPI(
+        title="行政审批局网上办事大厅 API",
+        version="1.0.0",
+        description="Citizen JSON API v1 (docs/citizen-api.md) and the bureau callback endpoint.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.store = BlobStore(settings.data_dir, key_ring(settings))
+
+    # Order: the last added runs first. RequestContext wraps everything, so the
+    # request id exists before any other middleware logs.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="portal_session",
+        max_age=settings.session_absolute_hours * 3600,
+        same_site="lax",
+        https_only=settings.https,
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=600)
+    app.add_middleware(SecurityHeaders, https=settings.https)
+    # Inside RequestContext, outside the rest: times every answer, gzip included.
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestContext)
+
+    install_error_handlers(app)
+    app.mount("/static", CachedStatic(directory=str(STATIC_DIR)), name="static")
+
+    from portal import routers
+
+    for router in routers.all_routers():
+        app.include_router(router)
+    return app

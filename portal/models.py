@@ -1,0 +1,40 @@
+"""Every model, imported once so Alembic and the mappers see the whole schema."""
+
+from portal.accounts.models import Account, LoginSession, ThrottleBucket
+from portal.appointments.models import Appointment, SlotCounter
+from portal.bundles.models import BundleApplication
+from portal.cases.models import Case, CaseCounter, TimelineEntry
+from portal.catalogue.models import Bundle, Hall, Item
+from portal.consultations.models import Consultation
+from portal.db import Base
+from portal.delivery.models import Delivery
+from portal.exchange.models import InboundEvent, OutboxMessage
+from portal.library.models import LibraryDocument
+from portal.materials.models import Blob, CaseFile
+from portal.notifications.models import Message
+from portal.ratings.models import Rating
+
+__all__ = [
+    "Account",
+    "Appointment",
+    "BundleApplication",
+    "Consultation",
+    "LibraryDocument",
+    "SlotCounter",
+    "Base",
+    "Blob",
+    "Bundle",
+    "Case",
+    "Delivery",
+    "Message",
+    "Rating",
+    "CaseCounter",
+    "CaseFile",
+    "Hall",
+    "InboundEvent",
+    "Item",
+    "LoginSession",
+    "OutboxMessage",
+    "ThrottleBucket",
+    "TimelineEntry",
+]

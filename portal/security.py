@@ -1,0 +1,74 @@
+"""Passwords, signed tokens and masking of personal data."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+_hasher = PasswordHasher()
+# Verified against when the phone is unknown, so a login takes as long whether or
+# not the account exists and response times don't reveal registered phones.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+class Signer:
+    """One serializer per purpose, each with its own salt and maximum age."""
+
+    def __init__(self, secret: str, purpose: str, max_age_seconds: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt=f"portal.{purpose}")
+        self.max_age = max_age_seconds
+
+    def dumps(self, value: Any) -> str:
+        return self._serializer.dumps(value)
+
+    def loads(self, token: str) -> tuple[Any, str | None]:
+        """The value, or None and why not: "expired" or "invalid"."""
+        try:
+            return self._serializer.loads(token, max_age=self.max_age), None
+        except SignatureExpired:
+            return None, "expired"
+        except BadSignature:
+            return None, "invalid"
+
+
+def mask_id(id_number: str | None) -> str:
+    """身份证 / 统一社会信用代码 shown as 3204************1X: the first 4 and last 2 kept."""
+    if not id_number:
+        return ""
+    if len(id_number) <= 6:
+        return "*" * len(id_number)
+    return id_number[:4] + "*" * (len(id_number) - 6) + id_number[-2:]
+
+
+def mask_phone(phone: str | None) -> str:
+    if not phone:
+        return ""
+    if len(phone) < 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def mask_name(name: str | None) -> str:
+    """张三 → 张*, 欧阳娜娜 → 欧***: for pages anyone with a case number may open."""
+    if not name:
+        return ""
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"

@@ -1,0 +1,93 @@
+"""Settings: read once from the environment (see docs/operations.md)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+DEV_BUREAU_SECRET = "dev-secret"  # noqa: S105 - the documented demo default, refused outside dev
+
+
+class Settings(BaseSettings):
+    """Every knob of the portal; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    secret_key: str = ""
+    bureau_url: str = "http://127.0.0.1:8100"
+    bureau_secret: str = DEV_BUREAU_SECRET
+    public_url: str = "http://127.0.0.1:8000"
+    max_upload_mb: int = Field(default=20, ge=1, le=1024)
+    dispatcher: bool = True  # pydantic reads "on"/"off"
+    retry_first_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    retry_give_up_hours: float = Field(default=24.0, gt=0)
+
+    # Refinements of the contract (docs/operations.md, "Further settings").
+    env: str = "dev"  # "dev" tolerates demo secrets; anything else refuses them
+    token_hours: float = 12.0
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    http_timeout_seconds: float = 10.0
+    sms_gateway_url: str = ""
+    sms_gateway_key: str = ""
+    encryption_keys: str = ""  # comma-separated base64 AES-256 keys, newest first
+    draft_retention_days: int = 30
+    closed_files_retention_days: int = 90
+    log_json: bool = False
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def prepare(self) -> Settings:
+        """Create the data dir, fill in derived defaults, refuse demo secrets outside dev."""
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'portal.db'}"
+        if not self.secret_key:
+            self.secret_key = _kept_secret(self.data_dir / "secret_key")
+        if self.bureau_secret == DEV_BUREAU_SECRET:
+            if not self.is_dev:
+                raise RuntimeError("PORTAL_BUREAU_SECRET is the demo value; set a real secret")
+            log.warning(
+                "PORTAL_BUREAU_SECRET is the demo value 'dev-secret': "
+                "anyone can forge back-office callbacks. Set a real secret in production."
+            )
+        return self
+
+
+def _kept_secret(path: Path) -> str:
+    """A random secret generated once and kept in the data dir (so restarts keep sessions)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings().prepare()

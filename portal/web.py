@@ -1,0 +1,191 @@
+"""Shared plumbing of the HTML pages: templates, CSRF, flash messages, the logged-in account."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
+from markupsafe import Markup
+from starlette.datastructures import FormData
+from starlette.templating import Jinja2Templates
+
+from portal.accounts.models import Account, LoginSession
+from portal.clock import format_cst, to_cst, utcnow
+from portal.db import DbSession
+from portal.errors import Forbidden
+from portal.notifications.service import unread_count
+from portal.resources import STATIC_DIR, TEMPLATES_DIR
+from portal.security import mask_id, mask_phone
+
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(Exception):
+    """Raised on a page that needs a login; the handler redirects to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+@lru_cache(maxsize=256)
+def _static_version(path: str) -> str:
+    try:
+        return hashlib.sha256((STATIC_DIR / path).read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+def static_url(path: str) -> str:
+    """A cache-busting URL: the file's hash in the query, so it can be cached for a year."""
+    return f"/static/{path}?v={_static_version(path)}"
+
+
+def _cn_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = to_cst(value).date()
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def _build_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    env = templates.env
+    env.globals["static_url"] = static_url
+    env.filters["cst"] = format_cst
+    env.filters["cn_date"] = _cn_date
+    env.filters["mask_id"] = mask_id
+    env.filters["mask_phone"] = mask_phone
+    env.filters["urlquote"] = lambda s: quote(str(s), safe="")
+    env.trim_blocks = True
+    env.lstrip_blocks = True
+    return templates
+
+
+templates = _build_templates()
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def csrf_valid(request: Request, submitted: str | None) -> bool:
+    expected = request.session.get("csrf")
+    if not expected or not submitted:
+        return False
+    return hmac.compare_digest(str(expected).encode(), submitted.encode())
+
+
+def flash(request: Request, message: str, kind: str = "success") -> None:
+    request.session.setdefault("flash", []).append({"kind": kind, "message": message})
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    ctx = dict(context or {})
+    token = csrf_token(request)
+    ctx.setdefault("csrf_token", token)
+    ctx["csrf_input"] = Markup('<input type="hidden" name="{}" value="{}">').format(
+        CSRF_FIELD, token
+    )
+    ctx.setdefault("account", getattr(request.state, "account", None))
+    ctx.setdefault("unread", getattr(request.state, "unread", 0))
+    ctx["flashes"] = request.session.pop("flash", [])
+    ctx.setdefault("max_upload_mb", request.app.state.settings.max_upload_mb)
+    ctx.setdefault("errors", {})
+    ctx.setdefault("values", {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """Post/redirect/get: always 303, so a refresh never re-submits."""
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(url: str | None, default: str = "/cases") -> str:
+    """Only same-site paths, so a crafted ?next= cannot send the user elsewhere."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return default
+
+
+async def csrf_form(request: Request) -> FormData:
+    """The submitted form, once its CSRF token matches the session's (403 otherwise)."""
+    form = await request.form(max_files=0, max_fields=500)
+    token = form.get(CSRF_FIELD)
+    if not csrf_valid(request, token if isinstance(token, str) else None):
+        raise Forbidden("页面已过期或来源不明，请返回上一页刷新后重新提交。", code="csrf")
+    return form
+
+
+CsrfForm = Annotated[FormData, Depends(csrf_form)]
+
+
+def _session_account(request: Request, session: DbSession) -> Account | None:
+    if hasattr(request.state, "account"):
+        return request.state.account
+    request.state.account = None
+    sid = request.session.get("sid")
+    if not sid:
+        return None
+    settings = request.app.state.settings
+    login = session.get(LoginSession, sid)
+    now = utcnow()
+    if (
+        login is None
+        or login.ended_at is not None
+        or now - login.created_at > timedelta(hours=settings.session_absolute_hours)
+        or now - login.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
+    ):
+        request.session.pop("sid", None)
+        return None
+    if now - login.last_seen_at > timedelta(minutes=1):
+        if session.info.get("write"):
+            login.last_seen_at = now
+        else:
+            # Its own short write, at most once a minute, so a page view stays a read
+            # (and on SQLite never holds the write lock).
+            with request.app.state.db.session(write=True) as w, w.begin():
+                fresh = w.get(LoginSession, sid)
+                if fresh is not None:
+                    fresh.last_seen_at = now
+    account = session.get(Account, login.account_id)
+    request.state.account = account
+    return account
+
+
+def optional_account(request: Request, session: DbSession) -> Account | None:
+    account = _session_account(request, session)
+    if account is not None:
+        request.state.unread = unread_count(session, account=account)
+    return account
+
+
+def require_account(request: Request, session: DbSession) -> Account:
+    account = optional_account(request, session)
+    if account is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return account
+
+
+CurrentAccount = Annotated[Account | None, Depends(optional_account)]
+LoggedIn = Annotated[Account, Depends(require_account)]
