@@ -1,0 +1,74 @@
+"""The catalogue of licensing items (事项清单), halls and bundles, loaded from a data file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import utcnow
+from portal.db import Base
+
+
+class Hall(Base):
+    __tablename__ = "halls"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(200))
+    hours: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    windows: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Item(Base):
+    """One item with every element of its implementation list (实施清单)."""
+
+    __tablename__ = "items"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(16), index=True)
+    category: Mapped[str] = mapped_column(String(50), default="行政许可")
+    department: Mapped[str] = mapped_column(String(100))
+    origin_department: Mapped[str] = mapped_column(String(100), default="")
+    basis: Mapped[list[Any]] = mapped_column(default=list)
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    materials: Mapped[list[Any]] = mapped_column(default=list)
+    fields: Mapped[list[Any]] = mapped_column(default=list)
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    legal_days: Mapped[int]
+    promised_days: Mapped[int]
+    fee: Mapped[str] = mapped_column(String(500), default="不收费")
+    visits: Mapped[int] = mapped_column(default=0)
+    online: Mapped[bool] = mapped_column(default=True)
+    prereview: Mapped[bool] = mapped_column(default=False)
+    express: Mapped[bool] = mapped_column(default=False)
+    commitment_text: Mapped[str | None] = mapped_column(Text)
+    halls: Mapped[list[Any]] = mapped_column(default=list)
+    licence_name: Mapped[str] = mapped_column(String(100), default="")
+    licence_valid_years: Mapped[int | None]
+    consult_phone: Mapped[str] = mapped_column(String(50), default="")
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    # Lower-cased name + code, so search is one LIKE on every backend.
+    search_text: Mapped[str] = mapped_column(String(300), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def material(self, code: str) -> dict[str, Any] | None:
+        return next((m for m in self.materials if m["code"] == code), None)
+
+
+class Bundle(Base):
+    """一件事 / 套餐: several items applied for together."""
+
+    __tablename__ = "bundles"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    items: Mapped[list[Any]] = mapped_column(default=list)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,225 @@
+"""The bundled catalogue file format, and the catalogue's API answers."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Domain = Literal["market", "investment", "social", "other"]
+FieldType = Literal["text", "textarea", "number", "date", "phone", "select", "checkbox"]
+STEP_NAMES = ("申请", "受理", "审查", "现场核查", "决定", "送达")
+DOMAIN_LABELS = {
+    "market": "市场准入",
+    "investment": "投资建设",
+    "social": "社会事业",
+    "other": "其他",
+}
+FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class WindowSpec(_Strict):
+    number: int = Field(ge=1)
+    name: str
+    purpose: Literal["visit", "pickup"]
+    daily_capacity: int = Field(ge=1)
+
+
+class HallSpec(_Strict):
+    code: str = Field(pattern=r"^[A-Z0-9-]{2,32}$")
+    name: str
+    address: str
+    hours: str = ""
+    phone: str = ""
+    windows: list[WindowSpec] = []
+
+
+class MaterialSpec(_Strict):
+    code: str = Field(pattern=r"^[A-Z0-9]{1,16}$")
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    name: str
+    required: bool
+    deferrable: bool = False
+    copies: int = Field(default=1, ge=1)
+    note: str = ""
+    source: str = ""
+
+
+class FieldSpec(_Strict):
+    name: str = Field(pattern=FIELD_NAME_RE.pattern)
+    label: str
+    type: FieldType
+    required: bool = False
+    hint: str = ""
+    options: list[str] = []
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+
+    @model_validator(mode="after")
+    def _select_needs_options(self) -> FieldSpec:
+        if self.type == "select" and not self.options:
+            raise ValueError(f"select field {self.name} needs options")
+        return self
+
+
+class StepSpec(_Strict):
+    name: str
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STEP_NAMES:
+            raise ValueError(f"step {v!r} is not one of {STEP_NAMES}")
+        return v
+
+
+class CommitmentSpec(_Strict):
+    text: str
+
+
+class LicenceSpec(_Strict):
+    name: str
+    valid_years: int | None = None
+
+
+class ItemSpec(_Strict):
+    code: str = Field(pattern=r"^(SC|TZ|SH|QT)\d{4}$")
+    name: str
+    domain: Domain
+    category: str = "行政许可"
+    department: str
+    origin_department: str = ""
+    basis: list[str] = Field(min_length=1)
+    conditions: list[str] = []
+    materials: list[MaterialSpec] = []
+    fields: list[FieldSpec] = []
+    steps: list[StepSpec] = []
+    legal_days: int = Field(ge=0)
+    promised_days: int = Field(ge=0)
+    fee: str = "不收费"
+    visits: int = Field(default=0, ge=0)
+    online: bool = True
+    prereview: bool = False
+    express: bool = False
+    commitment: CommitmentSpec | None = None
+    halls: list[str] = []
+    licence: LicenceSpec | None = None
+    consult_phone: str = ""
+    sources: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ItemSpec:
+        if self.promised_days > self.legal_days:
+            raise ValueError(f"{self.code}: promised_days exceeds legal_days")
+        codes = [m.code for m in self.materials]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"{self.code}: duplicate material codes")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.code}: duplicate field names")
+        return self
+
+
+class BundleSpec(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
+    name: str
+    description: str = ""
+    items: list[str] = Field(min_length=2)
+    sources: list[str] = []
+
+
+class CatalogueFile(_Strict):
+    version: str = ""
+    halls: list[HallSpec] = []
+    items: list[ItemSpec]
+    bundles: list[BundleSpec] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> CatalogueFile:
+        halls = {h.code for h in self.halls}
+        items = {i.code for i in self.items}
+        for item in self.items:
+            if missing := set(item.halls) - halls:
+                raise ValueError(f"{item.code}: unknown halls {sorted(missing)}")
+        for bundle in self.bundles:
+            if missing := set(bundle.items) - items:
+                raise ValueError(f"bundle {bundle.code}: unknown items {sorted(missing)}")
+        return self
+
+
+# --- API answers -----------------------------------------------------------------
+
+
+class ItemSummaryOut(BaseModel):
+    code: str
+    name: str
+    domain: Domain
+    department: str
+    promised_days: int
+    legal_days: int
+    visits: int = Field(description="到现场次数; 0 = 不见面")
+    online: bool
+    prereview: bool
+    express: bool
+    fee: str
+
+
+class ItemListOut(BaseModel):
+    items: list[ItemSummaryOut]
+
+
+class MaterialOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    required: bool
+    deferrable: bool
+    copies: int
+    note: str
+
+
+class FieldOut(BaseModel):
+    name: str
+    label: str
+    type: FieldType
+    required: bool
+    hint: str = ""
+    options: list[str] = []
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+
+
+class StepOut(BaseModel):
+    name: str
+    description: str
+
+
+class HallOut(BaseModel):
+    code: str
+    name: str
+    address: str
+    hours: str = ""
+    phone: str = ""
+
+
+class ItemOut(ItemSummaryOut):
+    category: str
+    origin_department: str
+    basis: list[str]
+    conditions: list[str]
+    materials: list[MaterialOut]
+    fields: list[FieldOut]
+    steps: list[StepOut]
+    halls: list[HallOut]
+    commitment: str | None = Field(description="告知承诺书 text for items under 告知承诺制")
+    licence_name: str
+    licence_valid_years: int | None
+    consult_phone: str

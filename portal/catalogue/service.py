@@ -1,0 +1,216 @@
+"""Finding items, and loading the catalogue file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.catalogue.models import Bundle, Hall, Item
+from portal.catalogue.schemas import DOMAIN_LABELS, CatalogueFile, ItemSpec
+from portal.clock import utcnow
+from portal.errors import Invalid, NotFound
+from portal.resources import CATALOGUE_FILE
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_items(session: Session, *, q: str = "", domain: str = "") -> list[Item]:
+    """Active items whose name or code contains `q` (Chinese substrings included)."""
+    if domain and domain not in DOMAIN_LABELS:
+        raise Invalid({"domain": "领域无效，可选：market、investment、social、other"})
+    query = select(Item).where(Item.active.is_(True))
+    if domain:
+        query = query.where(Item.domain == domain)
+    for word in q.lower().split()[:5]:
+        query = query.where(Item.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
+    return list(session.scalars(query.order_by(Item.code)))
+
+
+def count_by_domain(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Item.domain, func.count()).where(Item.active.is_(True)).group_by(Item.domain)
+    )
+    return {domain: n for domain, n in rows}
+
+
+def get_item(session: Session, *, code: str) -> Item:
+    """The active item with this code; 404 otherwise."""
+    item = session.get(Item, code)
+    if item is None or not item.active:
+        raise NotFound("没有找到该事项。", code="item_not_found")
+    return item
+
+
+def halls_of(session: Session, item: Item) -> list[Hall]:
+    if not item.halls:
+        return []
+    halls = {h.code: h for h in session.scalars(select(Hall).where(Hall.code.in_(item.halls)))}
+    return [halls[c] for c in item.halls if c in halls]
+
+
+def all_halls(session: Session) -> dict[str, Hall]:
+    return {h.code: h for h in session.scalars(select(Hall))}
+
+
+def list_bundles(session: Session) -> list[Bundle]:
+    return list(
+        session.scalars(select(Bundle).where(Bundle.active.is_(True)).order_by(Bundle.code))
+    )
+
+
+def item_summary(item: Item) -> dict[str, Any]:
+    return {
+        "code": item.code,
+        "name": item.name,
+        "domain": item.domain,
+        "department": item.department,
+        "promised_days": item.promised_days,
+        "legal_days": item.legal_days,
+        "visits": item.visits,
+        "online": item.online,
+        "prereview": item.prereview,
+        "express": item.express,
+        "fee": item.fee,
+    }
+
+
+def item_detail(item: Item, halls: list[Hall]) -> dict[str, Any]:
+    """Every element of the item's implementation list, as the API returns it."""
+    return {
+        **item_summary(item),
+        "category": item.category,
+        "origin_department": item.origin_department,
+        "basis": item.basis,
+        "conditions": item.conditions,
+        "materials": [
+            {
+                k: m.get(k)
+                for k in ("code", "name", "kind", "required", "deferrable", "copies", "note")
+            }
+            for m in item.materials
+        ],
+        "fields": item.fields,
+        "steps": item.steps,
+        "halls": [
+            {
+                "code": h.code,
+                "name": h.name,
+                "address": h.address,
+                "hours": h.hours,
+                "phone": h.phone,
+            }
+            for h in halls
+        ],
+        "commitment": item.commitment_text,
+        "licence_name": item.licence_name,
+        "licence_valid_years": item.licence_valid_years,
+        "consult_phone": item.consult_phone,
+    }
+
+
+# --- loading ---------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"新增 {len(self.added)} 项，更新 {len(self.updated)} 项，未变 {len(self.unchanged)} 项"
+        ]
+        out += [f"  + {code}" for code in self.added]
+        out += [f"  ~ {code}" for code in self.updated]
+        return out
+
+
+def read_catalogue_file(path: Path = CATALOGUE_FILE) -> CatalogueFile:
+    """Parse and check a catalogue file; ValueError with the reasons when it is wrong."""
+    try:
+        return CatalogueFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(f"catalogue file {path} is not valid: {exc}") from exc
+
+
+def _item_values(spec: ItemSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "domain": spec.domain,
+        "category": spec.category,
+        "department": spec.department,
+        "origin_department": spec.origin_department,
+        "basis": list(spec.basis),
+        "conditions": list(spec.conditions),
+        "materials": [m.model_dump() for m in spec.materials],
+        "fields": [f.model_dump() for f in spec.fields],
+        "steps": [s.model_dump() for s in spec.steps],
+        "legal_days": spec.legal_days,
+        "promised_days": spec.promised_days,
+        "fee": spec.fee,
+        "visits": spec.visits,
+        "online": spec.online,
+        "prereview": spec.prereview,
+        "express": spec.express,
+        "commitment_text": spec.commitment.text if spec.commitment else None,
+        "halls": list(spec.halls),
+        "licence_name": spec.licence.name if spec.licence else "",
+        "licence_valid_years": spec.licence.valid_years if spec.licence else None,
+        "consult_phone": spec.consult_phone,
+        "sources": list(spec.sources),
+        "search_text": f"{spec.name} {spec.code}".lower(),
+        "active": True,
+    }
+
+
+def load_catalogue(session: Session, *, catalogue: CatalogueFile) -> LoadReport:
+    """Insert or update halls, items and bundles from a catalogue file; report item changes."""
+    report = LoadReport()
+    for spec in catalogue.halls:
+        values = spec.model_dump()
+        values["windows"] = [w for w in values["windows"]]
+        hall = session.get(Hall, spec.code)
+        if hall is None:
+            session.add(Hall(**values))
+        else:
+            for key, value in values.items():
+                setattr(hall, key, value)
+    session.flush()
+    for spec in catalogue.items:
+        values = _item_values(spec)
+        item = session.get(Item, spec.code)
+        if item is None:
+            session.add(Item(code=spec.code, updated_at=utcnow(), **values))
+            report.added.append(spec.code)
+            continue
+        if any(getattr(item, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(item, key, value)
+            item.updated_at = utcnow()
+            report.updated.append(spec.code)
+        else:
+            report.unchanged.append(spec.code)
+    session.flush()
+    for spec in catalogue.bundles:
+        values = {**spec.model_dump(), "active": True}
+        bundle = session.get(Bundle, spec.code)
+        if bundle is None:
+            session.add(Bundle(**values))
+        else:
+            for key, value in values.items():
+                setattr(bundle, key, value)
+    session.flush()
+    return report
+
+
+def catalogue_is_empty(session: Session) -> bool:
+    return session.scalar(select(func.count()).select_from(Item)) == 0
