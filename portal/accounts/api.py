@@ -1,0 +1,53 @@
+"""Accounts JSON API: registration and bearer tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from portal.accounts import service
+from portal.accounts.schemas import AccountCreatedOut, AccountIn, TokenIn, TokenOut
+from portal.db import DbSession
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountCreatedOut,
+    responses={409: {"description": "手机号或证件号已注册"}, 422: {"description": "内容有误"}},
+)
+def api_register(body: AccountIn, session: DbSession) -> dict:
+    """Register a person (居民身份证) or an enterprise (统一社会信用代码)."""
+    account = service.register_account(
+        session,
+        reg=service.Registration(
+            kind=body.kind,
+            name=body.name,
+            id_number=body.id_number,
+            phone=body.phone,
+            password=body.password,
+            agent_name=body.agent.name if body.agent else None,
+            agent_id_number=body.agent.id_number if body.agent else None,
+        ),
+    )
+    return {"account_id": account.id}
+
+
+@router.post(
+    "/tokens",
+    response_model=TokenOut,
+    responses={401: {"description": "手机号或密码不正确"}, 429: {"description": "失败次数过多"}},
+)
+def api_token(body: TokenIn, request: Request, session: DbSession) -> dict:
+    """A bearer token for phone + password."""
+    account = service.authenticate(
+        session,
+        db=request.app.state.db,
+        settings=request.app.state.settings,
+        phone=body.phone,
+        password=body.password,
+        client_ip=request.client.host if request.client else "-",
+    )
+    token, expires_at = service.issue_api_token(request.app.state.settings, account=account)
+    return {"token": token, "expires_at": expires_at}

@@ -1,0 +1,114 @@
+"""Account pages: register, log in, log out, my account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from portal.accounts import service
+from portal.db import DbSession
+from portal.errors import Conflict, Invalid, Throttled, Unauthenticated
+from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render, safe_next
+
+router = APIRouter(include_in_schema=False)
+
+REGISTER_LABELS = {
+    "kind": "申请人类型",
+    "name": "姓名或企业名称",
+    "id_number": "证件号码",
+    "phone": "手机号码",
+    "password": "密码",
+    "agent_name": "经办人姓名",
+    "agent_id_number": "经办人身份证号码",
+}
+
+
+def _text(form, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get("/register")
+def register_page(request: Request, account: CurrentAccount, next: str = ""):
+    return render(request, "accounts/register.html", {"labels": REGISTER_LABELS, "next": next})
+
+
+@router.post("/register")
+def register_submit(request: Request, session: DbSession, form: CsrfForm):
+    values = {name: _text(form, name) for name in REGISTER_LABELS}
+    password = form.get("password")
+    reg = service.Registration(
+        kind=values["kind"],
+        name=values["name"],
+        id_number=values["id_number"],
+        phone=values["phone"],
+        password=password if isinstance(password, str) else "",
+        agent_name=values["agent_name"] or None,
+        agent_id_number=values["agent_id_number"] or None,
+    )
+    values.pop("password")
+    next_url = _text(form, "next")
+    try:
+        account = service.register_account(session, reg=reg)
+    except (Invalid, Conflict) as exc:
+        return render(
+            request,
+            "accounts/register.html",
+            {"errors": exc.fields, "values": values, "labels": REGISTER_LABELS, "next": next_url},
+            status_code=exc.status,
+        )
+    _log_in(request, session, account)
+    flash(request, "注册成功，已为您登录。")
+    return redirect(safe_next(next_url))
+
+
+def _log_in(request: Request, session, account) -> None:
+    # A fresh session on login: the old cookie (and its CSRF token) is not carried over.
+    request.session.clear()
+    login = service.start_login_session(session, account=account)
+    request.session["sid"] = login.id
+
+
+@router.get("/login")
+def login_page(request: Request, account: CurrentAccount, next: str = ""):
+    return render(request, "accounts/login.html", {"next": next})
+
+
+@router.post("/login")
+def login_submit(request: Request, session: DbSession, form: CsrfForm):
+    phone = _text(form, "phone")
+    password = form.get("password")
+    next_url = _text(form, "next")
+    try:
+        account = service.authenticate(
+            session,
+            db=request.app.state.db,
+            settings=request.app.state.settings,
+            phone=phone,
+            password=password if isinstance(password, str) else "",
+            client_ip=request.client.host if request.client else "-",
+        )
+    except (Unauthenticated, Throttled) as exc:
+        return render(
+            request,
+            "accounts/login.html",
+            {"login_error": exc.message, "values": {"phone": phone}, "next": next_url},
+            status_code=exc.status,
+            headers=exc.headers or None,
+        )
+    _log_in(request, session, account)
+    return redirect(safe_next(next_url))
+
+
+@router.post("/logout")
+def logout(request: Request, session: DbSession, form: CsrfForm):
+    sid = request.session.get("sid")
+    if sid:
+        service.end_login_session(session, sid=sid)
+    request.session.clear()
+    flash(request, "您已安全退出。")
+    return redirect("/")
+
+
+@router.get("/account")
+def account_page(request: Request, account: LoggedIn):
+    return render(request, "accounts/account.html", {})

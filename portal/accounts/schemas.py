@@ -1,0 +1,36 @@
+"""Accounts API bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class AgentIn(BaseModel):
+    name: str = Field(max_length=50)
+    id_number: str = Field(max_length=32)
+
+
+class AccountIn(BaseModel):
+    kind: Literal["person", "enterprise"]
+    name: str = Field(max_length=200)
+    id_number: str = Field(max_length=32)
+    phone: str = Field(max_length=32)
+    password: str = Field(max_length=256)
+    agent: AgentIn | None = Field(default=None, description="经办人 acting for an enterprise")
+
+
+class AccountCreatedOut(BaseModel):
+    account_id: int
+
+
+class TokenIn(BaseModel):
+    phone: str = Field(max_length=32)
+    password: str = Field(max_length=256)
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_at: datetime

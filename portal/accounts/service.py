@@ -1,0 +1,223 @@
+"""Registration, login and tokens."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+from stdnum import numdb
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat
+from stdnum.exceptions import ValidationError as StdnumError
+
+from portal import throttle
+from portal.accounts.models import Account, LoginSession, ThrottleBucket
+from portal.clock import utcnow
+from portal.db import Database
+from portal.errors import Conflict, Invalid, Throttled, Unauthenticated
+from portal.security import Signer, hash_password, password_needs_rehash, verify_password
+from portal.settings import Settings
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+KINDS = {"person": "RIC", "enterprise": "USCC"}
+
+
+def normalise_phone(raw: object) -> str:
+    text = str(raw or "").strip().replace(" ", "").replace("-", "")
+    return text[3:] if text.startswith("+86") else text
+
+
+def phone_problem(phone: str) -> str | None:
+    """None for a mainland mobile number, else the 中文 reason."""
+    if not phone:
+        return "请填写手机号码"
+    if not PHONE_RE.match(phone):
+        return "请填写 11 位中国大陆手机号码，例如 13912345678"
+    return None
+
+
+def id_problem(kind: str, id_number: str) -> str | None:
+    """None when the number passes its national check digit, else the 中文 reason."""
+    if not id_number:
+        return "请填写证件号码"
+    label = "居民身份证号码" if kind == "person" else "统一社会信用代码"
+    if len(id_number) != 18:
+        return f"{label}应为 18 位"
+    try:
+        if kind == "person":
+            _validate_ric(id_number)
+        else:
+            uscc.validate(id_number)
+    except InvalidChecksum:
+        return f"{label}校验位不正确，请核对后重新填写"
+    except StdnumError:
+        return f"{label}格式不正确，请核对后重新填写"
+    return None
+
+
+def _validate_ric(number: str) -> None:
+    """GB 11643: format, check digit and birth date by python-stdnum.
+
+    stdnum's `ric.validate` also requires the region code to have existed in the
+    birth year. Real numbers break that rule (codes were assigned in 1999 to people
+    born decades earlier, e.g. 320483 武进市 for someone born in 1990), so only the
+    check digit, the date and a province code stdnum knows are required.
+    """
+    number = ric.compact(number)
+    if not ric.isdigits(number[:-1]) or not (number[-1].isdigit() or number[-1] == "X"):
+        raise InvalidFormat()
+    if number[-1] != ric.calc_check_digit(number):
+        raise InvalidChecksum()
+    ric.get_birth_date(number)
+    if "province" not in numdb.get("cn/loc").info(number[:6])[0][1]:
+        raise InvalidComponent()
+
+
+def normalise_id(raw: object) -> str:
+    return str(raw or "").strip().replace(" ", "").upper()
+
+
+@dataclass
+class Registration:
+    kind: str
+    name: str
+    id_number: str
+    phone: str
+    password: str
+    agent_name: str | None = None
+    agent_id_number: str | None = None
+
+
+def validate_registration(reg: Registration) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if reg.kind not in KINDS:
+        errors["kind"] = "请选择个人或企业"
+    name = reg.name.strip()
+    if not name:
+        errors["name"] = "请填写姓名或企业名称"
+    elif len(name) > 100:
+        errors["name"] = "名称不能超过 100 个字符"
+    if reg.kind in KINDS and (problem := id_problem(reg.kind, reg.id_number)):
+        errors["id_number"] = problem
+    if problem := phone_problem(reg.phone):
+        errors["phone"] = problem
+    if len(reg.password) < 8:
+        errors["password"] = "密码至少 8 位"
+    elif len(reg.password) > 128:
+        errors["password"] = "密码不能超过 128 位"
+    if reg.agent_id_number and (problem := id_problem("person", reg.agent_id_number)):
+        errors["agent_id_number"] = problem
+    if reg.agent_name and len(reg.agent_name) > 50:
+        errors["agent_name"] = "经办人姓名不能超过 50 个字符"
+    return errors
+
+
+def register_account(session: Session, *, reg: Registration) -> Account:
+    """Create an account after checking numbers by their check digits; 409 on duplicates."""
+    reg.phone = normalise_phone(reg.phone)
+    reg.id_number = normalise_id(reg.id_number)
+    reg.agent_id_number = normalise_id(reg.agent_id_number) or None
+    reg.agent_name = (reg.agent_name or "").strip() or None
+    if errors := validate_registration(reg):
+        raise Invalid(errors)
+    clash = session.scalars(
+        select(Account).where(or_(Account.phone == reg.phone, Account.id_number == reg.id_number))
+    ).first()
+    if clash is not None:
+        fields = {}
+        if clash.phone == reg.phone:
+            fields["phone"] = "该手机号码已注册，请直接登录"
+        if clash.id_number == reg.id_number:
+            fields["id_number"] = "该证件号码已注册，请直接登录"
+        raise Conflict("该手机号码或证件号码已经注册。", fields=fields, code="already_registered")
+    account = Account(
+        kind=reg.kind,
+        name=reg.name.strip(),
+        id_type=KINDS[reg.kind],
+        id_number=reg.id_number,
+        phone=reg.phone,
+        password_hash=hash_password(reg.password),
+        agent_name=reg.agent_name,
+        agent_id_number=reg.agent_id_number,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def authenticate(
+    session: Session, *, db: Database, settings: Settings, phone: str, password: str, client_ip: str
+) -> Account:
+    """The account for phone + password; throttled per phone and per address (429)."""
+    phone = normalise_phone(phone)
+    keys = [f"login:phone:{phone}", f"login:ip:{client_ip}"]
+    wait = max(throttle.retry_after(db, key) for key in keys)
+    if wait:
+        raise Throttled(f"登录失败次数过多，请 {_minutes(wait)} 后再试。", retry_after=wait)
+    account = session.scalars(select(Account).where(Account.phone == phone)).first()
+    if not verify_password(account.password_hash if account else None, password):
+        # Nothing was changed in this transaction; end it so the failure counters (their
+        # own transactions, kept when this request fails) don't wait on its lock.
+        session.rollback()
+        window = timedelta(minutes=settings.login_lock_minutes)
+        waits = [
+            throttle.record_failure(
+                db, key, limit=settings.login_max_failures, window=window, lock=window
+            )
+            for key in keys
+        ]
+        if max(waits):
+            raise Throttled(
+                f"登录失败次数过多，请 {_minutes(max(waits))} 后再试。", retry_after=max(waits)
+            )
+        # Same answer whether or not the phone is registered, so phones don't leak.
+        raise Unauthenticated("手机号码或密码不正确。", code="bad_credentials")
+    assert account is not None
+    session.execute(delete(ThrottleBucket).where(ThrottleBucket.key == keys[0]))
+    if password_needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    return account
+
+
+def _minutes(seconds: int) -> str:
+    return f"{max(1, round(seconds / 60))} 分钟"
+
+
+def start_login_session(session: Session, *, account: Account) -> LoginSession:
+    """A new server-side session record; its id goes into the signed cookie."""
+    login = LoginSession(id=secrets.token_urlsafe(32), account_id=account.id)
+    session.add(login)
+    return login
+
+
+def end_login_session(session: Session, *, sid: str) -> None:
+    """Logout: the session record ends, so a copied cookie is worthless afterwards."""
+    login = session.get(LoginSession, sid)
+    if login is not None and login.ended_at is None:
+        login.ended_at = utcnow()
+
+
+def token_signer(settings: Settings) -> Signer:
+    return Signer(settings.secret_key, "api-token", int(settings.token_hours * 3600))
+
+
+def issue_api_token(settings: Settings, *, account: Account) -> tuple[str, datetime]:
+    """A bearer token for the JSON API, valid for PORTAL_TOKEN_HOURS."""
+    token = token_signer(settings).dumps({"a": account.id})
+    return token, utcnow() + timedelta(hours=settings.token_hours)
+
+
+def account_for_token(session: Session, settings: Settings, token: str) -> Account:
+    value, problem = token_signer(settings).loads(token)
+    if problem == "expired":
+        raise Unauthenticated("登录已过期，请重新登录。", code="token_expired")
+    if not isinstance(value, dict) or not isinstance(value.get("a"), int):
+        raise Unauthenticated("登录凭证无效，请重新登录。", code="invalid_token")
+    account = session.get(Account, value["a"])
+    if account is None:
+        raise Unauthenticated("登录凭证无效，请重新登录。", code="invalid_token")
+    return account
