@@ -1,0 +1,284 @@
+"""Cases JSON API: the same service functions as the pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from portal.api import ApiAccount
+from portal.cases import service
+from portal.cases.schemas import (
+    CaseCreateIn,
+    CaseListOut,
+    CaseOut,
+    CasePatchIn,
+    FileOut,
+    SubmissionIn,
+    WithdrawalIn,
+)
+from portal.catalogue.models import Item
+from portal.db import DbSession
+from portal.library import service as library
+from portal.materials import service as materials
+from portal.materials.upload import receive_file
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+R401 = {401: {"description": "未登录"}}
+R404 = {404: {"description": "没有该办件（或不属于当前账户）"}}
+R409 = {409: {"description": "当前状态不允许此操作"}}
+R422 = {422: {"description": "内容有误"}}
+
+
+def _view(session, case) -> dict:
+    item = session.get(Item, case.item_code)
+    return service.case_view(session, case=case, item=item)
+
+
+@router.post("/cases", status_code=201, response_model=CaseOut, responses=R401 | R404 | R409 | R422)
+def api_create_case(body: CaseCreateIn, session: DbSession, account: ApiAccount) -> dict:
+    """Create a draft for an item; `form` may be partial."""
+    case = service.create_case(session, account=account, item_code=body.item_code, form=body.form)
+    return _view(session, case)
+
+
+@router.get("/cases", response_model=CaseListOut, responses=R401)
+def api_list_cases(session: DbSession, account: ApiAccount) -> dict:
+    """The caller's own cases, newest first."""
+    return {"cases": [_view(session, c) for c in service.list_own_cases(session, account=account)]}
+
+
+@router.get("/cases/{case_no}", response_model=CaseOut, responses=R401 | R404)
+def api_get_case(case_no: str, session: DbSession, account: ApiAccount) -> dict:
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _view(session, case)
+
+
+@router.patch("/cases/{case_no}", response_model=CaseOut, responses=R401 | R404 | R409 | R422)
+def api_patch_case(
+    case_no: str, body: CasePatchIn, session: DbSession, account: ApiAccount
+) -> dict:
+    """Merge form values into a draft (or a returned case)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    item = session.get(Item, case.item_code)
+    service.save_form(session, case=case, item=item, form=body.form)
+    return _view(session, case)
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/cases/{case_no}/materials/{material_code}/files",
+    status_code=201,
+    response_model=FileOut,
+    openapi_extra=UPLOAD_BODY,
+    responses=R401
+    | R404
+    | R409
+    | {
+        400: {"description": "不是有效的 multipart 上传"},
+        413: {"description": "文件太大"},
+        415: {"description": "不是 PDF、JPEG 或 PNG"},
+    },
+)
+async def api_upload(
+    request: Request, case_no: str, material_code: str, session: DbSession, account: ApiAccount
+) -> dict:
+    """Upload one file (multipart field `file`), streamed and checked by content."""
+    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
+    item = await run_in_threadpool(session.get, Item, case.item_code)
+    await run_in_threadpool(
+        materials.check_can_upload, session, case=case, item=item, material_code=material_code
+    )
+    store = request.app.state.store
+    received = await receive_file(
+        request, store, max_bytes=request.app.state.settings.max_upload_bytes
+    )
+    try:
+        case_file = await run_in_threadpool(
+            materials.attach_file,
+            session,
+            case=case,
+            item=item,
+            material_code=material_code,
+            received=received,
+            store=store,
+        )
+    finally:
+        received.writer.discard()
+    await run_in_threadpool(
+        library.keep_upload,
+        session,
+        account_id=account.id,
+        case_no=case.case_no,
+        material=item.material(material_code),
+        case_file=case_file,
+    )
+    return {
+        "id": case_file.id,
+        "filename": case_file.filename,
+        "content_type": case_file.content_type,
+        "size": case_file.size,
+        "sha256": case_file.sha256,
+    }
+
+
+@router.delete(
+    "/cases/{case_no}/materials/{material_code}/files/{file_id}",
+    status_code=204,
+    response_class=Response,
+    responses=R401 | R404 | R409,
+)
+def api_delete_file(
+    case_no: str, material_code: str, file_id: int, session: DbSession, account: ApiAccount
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    materials.remove_file(session, case=case, file_id=file_id, material_code=material_code)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/cases/{case_no}/prereview",
+    status_code=202,
+    response_model=CaseOut,
+    responses=R401 | R404 | R409 | R422,
+)
+def api_prereview(case_no: str, session: DbSession, account: ApiAccount) -> dict:
+    """Submit for 网上预审 (again after a return)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    service.submit_for_prereview(session, case=case, account=account)
+    return _view(session, case)
+
+
+@router.post(
+    "/cases/{case_no}/submission",
+    status_code=202,
+    response_model=CaseOut,
+    responses=R401 | R404 | R409 | R422,
+)
+def api_submission(
+    case_no: str, session: DbSession, account: ApiAccount, body: SubmissionIn | None = None
+) -> dict:
+    """Formal 不见面 submission; deferrable materials may be missing under a commitment (容缺)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    commitment = body.commitment if body else None
+    service.submit_formally(
+        session,
+        case=case,
+        account=account,
+        deferred=commitment.deferred_materials if commitment else [],
+        accepted=commitment.accepted if commitment else False,
+        kind=commitment.kind if commitment else "rongque",
+    )
+    return _view(session, case)
+
+
+@router.post(
+    "/cases/{case_no}/materials/{material_code}/supplement-files",
+    status_code=201,
+    response_model=FileOut,
+    openapi_extra=UPLOAD_BODY,
+    responses=R401
+    | R404
+    | R409
+    | {413: {"description": "文件太大"}, 415: {"description": "类型不支持"}},
+)
+async def api_supplement_upload(
+    request: Request, case_no: str, material_code: str, session: DbSession, account: ApiAccount
+) -> dict:
+    """补交: a file for a material deferred under 容缺受理; it leaves with `/supplement`."""
+    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
+    item = await run_in_threadpool(session.get, Item, case.item_code)
+    await run_in_threadpool(
+        service.check_can_supplement, session, case=case, item=item, material_code=material_code
+    )
+    store = request.app.state.store
+    received = await receive_file(
+        request, store, max_bytes=request.app.state.settings.max_upload_bytes
+    )
+    try:
+        case_file = await run_in_threadpool(
+            service.attach_supplement_file,
+            session,
+            case=case,
+            item=item,
+            material_code=material_code,
+            received=received,
+            store=store,
+        )
+    finally:
+        received.writer.discard()
+    await run_in_threadpool(
+        library.keep_upload,
+        session,
+        account_id=account.id,
+        case_no=case.case_no,
+        material=item.material(material_code),
+        case_file=case_file,
+    )
+    return {
+        "id": case_file.id,
+        "filename": case_file.filename,
+        "content_type": case_file.content_type,
+        "size": case_file.size,
+        "sha256": case_file.sha256,
+    }
+
+
+@router.post(
+    "/cases/{case_no}/supplement",
+    status_code=202,
+    response_model=CaseOut,
+    responses=R401 | R404 | R409 | R422,
+)
+def api_supplement(case_no: str, session: DbSession, account: ApiAccount) -> dict:
+    """Hand in the deferred materials uploaded so far (event `materials.supplemented`)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    service.supplement_materials(session, case=case, account=account)
+    return _view(session, case)
+
+
+@router.get(
+    "/cases/{case_no}/licence",
+    response_class=Response,
+    responses=R401
+    | R404
+    | {
+        200: {
+            "description": "the electronic licence, byte for byte as issued",
+            "content": {"application/pdf": {}},
+        }
+    },
+)
+def api_licence(
+    case_no: str, request: Request, session: DbSession, account: ApiAccount
+) -> Response:
+    """The licence file the bureau issued, once approved and fetched."""
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return service.licence_response(request.app.state.store, case)
+
+
+@router.post(
+    "/cases/{case_no}/withdrawal", response_model=CaseOut, responses=R401 | R404 | R409 | R422
+)
+def api_withdrawal(
+    case_no: str, session: DbSession, account: ApiAccount, body: WithdrawalIn | None = None
+) -> dict:
+    """Withdraw a case that is not yet accepted (or delete a draft)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    service.withdraw_case(session, case=case, reason=body.reason if body else "")
+    return _view(session, case)

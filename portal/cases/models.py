@@ -1,0 +1,80 @@
+"""Cases (办件) and their timelines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.accounts.models import Account
+from portal.catalogue.models import Item
+from portal.clock import utcnow
+from portal.db import Base
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(20), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    item_code: Mapped[str] = mapped_column(ForeignKey("items.code"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True, default="draft")
+    form: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prereview_round: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Last time the citizen or the bureau touched the case (retention of drafts).
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    submitted_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    due_date: Mapped[date | None]
+    due_date_provisional: Mapped[bool] = mapped_column(default=False)
+    acceptance_no: Mapped[str | None] = mapped_column(String(64))
+    decision_no: Mapped[str | None] = mapped_column(String(64))
+    inspection_date: Mapped[date | None]
+    inspection_note: Mapped[str | None] = mapped_column(Text)
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    # 补正 notes of the latest return, material code -> comment.
+    corrections: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    remedy: Mapped[str | None] = mapped_column(Text)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+    # {kind, text, signed_at, deferred_materials: [{code, due_date}]} for 容缺 / 告知承诺.
+    commitment: Mapped[dict[str, Any] | None]
+    # {name, number, valid_from, valid_to, filename, content_type, sha256, stored}.
+    licence: Mapped[dict[str, Any] | None]
+    # Materials another case of the same 一件事 produces (e.g. its 营业执照), shared inside
+    # the bureau instead of uploaded: code -> {case_no, item_code, licence}.
+    provided_materials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The 一件事 application this case was filed in, if any (portal.bundles).
+    bundle_application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bundle_applications.id", ondelete="SET NULL"), index=True
+    )
+
+    account: Mapped[Account] = relationship(lazy="raise")
+    item: Mapped[Item] = relationship(lazy="raise")
+
+
+class TimelineEntry(Base):
+    __tablename__ = "timeline_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    type: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))  # "citizen" | "bureau" | "portal"
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class CaseCounter(Base):
+    """Per-day sequence behind case numbers (WJ + YYYYMMDD + 6 digits)."""
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,144 @@
+"""What a case page shows and allows, computed in Python so templates only display."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import Account
+from portal.cases import service, states
+from portal.cases.forms import missing_fields
+from portal.cases.models import Case
+from portal.catalogue.models import Item
+from portal.catalogue.service import halls_of
+from portal.clock import today_cst
+from portal.delivery.models import Delivery
+from portal.delivery.service import delivery_info
+from portal.ratings.models import Rating
+from portal.ratings.service import rating_info
+from portal.status.service import receipt_info
+
+
+def case_context(session: Session, *, case: Case, item: Item, account: Account) -> dict[str, Any]:
+    files = service.files_by_material(session, case=case)
+    missing_form = missing_fields(item.fields, case.form)
+    required = [m for m in item.materials if m["required"]]
+    uploaded_required = [m for m in required if files.get(m["code"])]
+    deferred = {
+        d["code"]: d["due_date"] for d in (case.commitment or {}).get("deferred_materials", [])
+    }
+    delivery = session.get(Delivery, case.id)
+    rating = session.get(Rating, case.id)
+    editable = case.status in states.EDITABLE
+    materials = []
+    for m in item.materials:
+        materials.append(
+            {
+                **m,
+                "files": files.get(m["code"], []),
+                "comment": (case.corrections or {}).get(m["code"]),
+                "deferred_until": deferred.get(m["code"]),
+                "outstanding": m["code"] in service.outstanding_deferred(case),
+            }
+        )
+    corrections = [m for m in materials if m["comment"]]
+    extras = _issue5_context(session, case=case, item=item, account=account, files=files)
+    for m in materials:
+        m["provided_by"] = extras["provided"].get(m["code"])
+        m["offers"] = extras["offers"].get(m["code"], [])
+        m["gaozhi_replaceable"] = m["code"] in extras["gaozhi_replaced"]
+    can_prereview = item.prereview and states.allowed(case, "prereview.submitted")
+    can_formal = states.allowed(case, "formal.submitted") and not (
+        case.status == states.DRAFT and item.prereview
+    )
+    delivery_open = item.express or bool(item.halls)
+    return {
+        "case": case,
+        "item": item,
+        "status_label": states.STATUS_LABELS[case.status],
+        "status_tag": states.STATUS_TAGS[case.status],
+        "editable": editable,
+        "finished": case.status in states.FINISHED,
+        "can_withdraw": case.status == states.DRAFT or states.allowed(case, "case.withdrawn"),
+        "can_prereview": can_prereview,
+        "can_formal": can_formal,
+        "form_done": not missing_form,
+        "materials": materials,
+        "corrections": corrections,
+        "required_count": len(required),
+        "uploaded_required_count": len(uploaded_required),
+        "outstanding_deferred": [m for m in materials if m["outstanding"]],
+        "answers": service.answers(item, case),
+        "timeline": service.timeline(session, case=case),
+        "due": service.due_info(case),
+        "delivery": delivery,
+        "delivery_open": delivery_open
+        and case.status not in (states.DENIED, states.REJECTED, states.WITHDRAWN),
+        "halls": halls_of(session, item),
+        "rating": rating,
+        # Issue 4: the licence's way home, 好差评 and the receipt.
+        "delivery_info": delivery_info(session, case=case, item=item),
+        "rating_info": rating_info(case, rating),
+        "receipt": receipt_info(case, item),
+        "licence": case.licence if case.status == states.APPROVED else None,
+        "rongque_text": service.RONGQUE_TEXT,
+        **extras,
+    }
+
+
+def _issue5_context(
+    session: Session, *, case: Case, item: Item, account: Account, files: dict
+) -> dict[str, Any]:
+    """Bundle link, 告知承诺, 补交 task, library offers and appointments of the case page."""
+    from portal.appointments import service as appointments
+    from portal.library import service as library
+
+    editable = case.status in states.EDITABLE
+    provided = case.provided_materials or {}
+    offers = {}
+    if editable:
+        for m in item.materials:
+            if m["code"] in provided:
+                continue
+            have = {f.sha256 for f in files.get(m["code"], [])}
+            offers[m["code"]] = library.offers_for(
+                session, account=account, kind=m["kind"], exclude=have
+            )
+    outstanding = service.outstanding_deferred(case)
+    today = today_cst()
+    supplement = [
+        {
+            "material": m,
+            "due_date": date.fromisoformat(outstanding[m["code"]]),
+            "overdue": date.fromisoformat(outstanding[m["code"]]) < today,
+            "files": files.get(m["code"], []),
+        }
+        for m in item.materials
+        if m["code"] in outstanding
+    ]
+    bundle = None
+    if case.bundle_application_id is not None:
+        bundle = service.bundle_reference(session, case=case)
+        bundle["application_id"] = case.bundle_application_id
+    replaced = set(service.gaozhi_replaced(item))
+    return {
+        "provided": provided,
+        "offers": offers,
+        "gaozhi_replaced": replaced,
+        "can_gaozhi": bool(item.commitment_text) and case.status in (states.DRAFT, states.PASSED),
+        "gaozhi_materials": [m for m in item.materials if m["code"] in replaced],
+        "supplement": supplement if states.allowed(case, "materials.supplemented") else [],
+        "supplement_ready": [s for s in supplement if s["files"]],
+        "appointments": [
+            appointments.appointment_view(session, a)
+            for a in appointments.case_appointments(session, case=case)
+        ],
+        "book_purposes": [
+            (p, appointments.PURPOSES[p])
+            for p in appointments.purposes_for(session, case=case, item=item)
+            if appointments.live_appointment(session, case=case, purpose=p) is None
+        ],
+        "bundle": bundle,
+    }

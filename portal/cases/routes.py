@@ -1,0 +1,406 @@
+"""Case pages: my cases, the draft's form and materials, check your answers, submission."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from portal.cases import pages, service, states
+from portal.catalogue.models import Item
+from portal.db import DbSession
+from portal.errors import DomainError, Forbidden, Invalid, NotFound
+from portal.library import service as library
+from portal.materials import service as materials
+from portal.materials.upload import receive_file
+from portal.web import CsrfForm, CurrentAccount, LoggedIn, csrf_valid, flash, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _item(session, case) -> Item:
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    return item
+
+
+def _page(request: Request, session, case, account, template: str = "cases/case.html", **extra):
+    status_code = extra.pop("status_code", 200)
+    context = pages.case_context(session, case=case, item=_item(session, case), account=account)
+    context.update(extra)
+    return render(request, template, context, status_code=status_code)
+
+
+@router.get("/cases")
+def my_cases(request: Request, session: DbSession, account: LoggedIn):
+    cases = service.list_own_cases(session, account=account)
+    items = {c.item_code: session.get(Item, c.item_code) for c in cases}
+    rows = [
+        {
+            "case": c,
+            "item": items[c.item_code],
+            "label": states.STATUS_LABELS[c.status],
+            "tag": states.STATUS_TAGS[c.status],
+        }
+        for c in cases
+    ]
+    return render(request, "cases/list.html", {"rows": rows})
+
+
+@router.post("/cases")
+def create_case(request: Request, session: DbSession, account: CurrentAccount, form: CsrfForm):
+    item_code = str(form.get("item_code") or "")
+    if account is None:
+        return redirect(f"/login?next={quote('/items/' + item_code)}")
+    case = service.create_case(session, account=account, item_code=item_code)
+    flash(request, f"已创建草稿，办件编号 {case.case_no}。填写的内容会自动保存在草稿中。")
+    return redirect(f"/cases/{case.case_no}/form")
+
+
+@router.get("/cases/{case_no}")
+def case_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account)
+
+
+@router.get("/cases/{case_no}/form")
+def form_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    service.ensure_editable(case)
+    item = _item(session, case)
+    return render(request, "cases/form.html", {"case": case, "item": item, "values": case.form})
+
+
+@router.post("/cases/{case_no}/form")
+def form_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    item = _item(session, case)
+    submitted = {}
+    for spec in item.fields:
+        key = f"form.{spec['name']}"
+        if spec["type"] == "checkbox":
+            submitted[spec["name"]] = "true" if form.get(key) else "false"
+        else:
+            value = form.get(key)
+            submitted[spec["name"]] = value if isinstance(value, str) else ""
+    try:
+        service.save_form(session, case=case, item=item, form=submitted, replace=True)
+    except Invalid as exc:
+        labels = {f"form.{s['name']}": s["label"] for s in item.fields}
+        return render(
+            request,
+            "cases/form.html",
+            {
+                "case": case,
+                "item": item,
+                "values": submitted,
+                "errors": exc.fields,
+                "labels": labels,
+            },
+            status_code=422,
+        )
+    flash(request, "申请信息已保存。")
+    return redirect(f"/cases/{case.case_no}#materials")
+
+
+@router.post("/cases/{case_no}/materials/{material_code}/files")
+async def upload_file(
+    request: Request, case_no: str, material_code: str, session: DbSession, account: LoggedIn
+):
+    store = request.app.state.store
+    settings = request.app.state.settings
+    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
+    item = await run_in_threadpool(_item, session, case)
+    await run_in_threadpool(
+        materials.check_can_upload, session, case=case, item=item, material_code=material_code
+    )
+    try:
+        received = await receive_file(
+            request,
+            store,
+            max_bytes=settings.max_upload_bytes,
+            csrf_check=lambda token: csrf_valid(request, token),
+        )
+    except (Forbidden, NotFound):
+        raise
+    except DomainError as exc:
+        # Shown next to the material it concerns, and in the summary at the top.
+        return await run_in_threadpool(
+            _page,
+            request,
+            session,
+            case,
+            account,
+            upload_errors={material_code: exc.message},
+            status_code=exc.status,
+        )
+    try:
+        case_file = await run_in_threadpool(
+            materials.attach_file,
+            session,
+            case=case,
+            item=item,
+            material_code=material_code,
+            received=received,
+            store=store,
+        )
+    finally:
+        received.writer.discard()  # no-op once kept
+    await run_in_threadpool(
+        library.keep_upload,
+        session,
+        account_id=account.id,
+        case_no=case.case_no,
+        material=item.material(material_code),
+        case_file=case_file,
+    )
+    flash(request, f"已上传“{case_file.filename}”。")
+    return redirect(f"/cases/{case.case_no}#m-{material_code}")
+
+
+@router.post("/cases/{case_no}/materials/{material_code}/files/{file_id}/delete")
+def delete_file(
+    request: Request,
+    case_no: str,
+    material_code: str,
+    file_id: int,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    materials.remove_file(session, case=case, file_id=file_id, material_code=material_code)
+    flash(request, "已删除该文件。")
+    return redirect(f"/cases/{case.case_no}#m-{material_code}")
+
+
+def _file_response(request: Request, case_file, *, thumb: bool = False) -> Response:
+    store = request.app.state.store
+    if thumb:
+        data = store.read_thumb(case_file.sha256)
+        if data is None:
+            raise NotFound("没有缩略图。")
+        return Response(
+            data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+        )
+    disposition = f"inline; filename*=UTF-8''{quote(case_file.filename)}"
+    return StreamingResponse(
+        store.chunks(case_file.sha256),
+        media_type=case_file.content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "Content-Length": str(case_file.size),
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; object-src 'self'",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get("/cases/{case_no}/files/{file_id}")
+def view_file(request: Request, case_no: str, file_id: int, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _file_response(request, materials.get_case_file(session, case=case, file_id=file_id))
+
+
+@router.get("/cases/{case_no}/files/{file_id}/thumb")
+def view_thumb(request: Request, case_no: str, file_id: int, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _file_response(
+        request, materials.get_case_file(session, case=case, file_id=file_id), thumb=True
+    )
+
+
+@router.get("/cases/{case_no}/licence")
+def download_licence(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return service.licence_response(request.app.state.store, case)
+
+
+@router.get("/cases/{case_no}/review")
+def review_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account, "cases/review.html")
+
+
+def _review_with_errors(request, session, case, account, exc: DomainError, kind: str = ""):
+    return _page(
+        request,
+        session,
+        case,
+        account,
+        "cases/review.html",
+        errors=exc.fields or {"submit": exc.message},
+        error_message=exc.message,
+        status_code=exc.status,
+        request_kind=kind,
+    )
+
+
+@router.post("/cases/{case_no}/prereview")
+def submit_prereview(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    try:
+        service.submit_for_prereview(session, case=case, account=account)
+    except Invalid as exc:
+        session.rollback()
+        return _review_with_errors(request, session, case, account, exc)
+    return redirect(f"/cases/{case.case_no}/submitted")
+
+
+@router.post("/cases/{case_no}/submission")
+def submit_formal(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    deferred = [v for v in form.getlist("deferred") if isinstance(v, str)]
+    gaozhi = form.get("commitment_kind") == "gaozhi"
+    try:
+        service.submit_formally(
+            session,
+            case=case,
+            account=account,
+            deferred=deferred,
+            accepted=form.get("gaozhi_accepted" if gaozhi else "commitment_accepted") == "true",
+            kind="gaozhi" if gaozhi else "rongque",
+        )
+    except Invalid as exc:
+        session.rollback()
+        return _review_with_errors(
+            request, session, case, account, exc, "gaozhi" if gaozhi else "rongque"
+        )
+    return redirect(f"/cases/{case.case_no}/submitted")
+
+
+@router.get("/cases/{case_no}/submitted")
+def submitted_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account, "cases/submitted.html")
+
+
+@router.get("/cases/{case_no}/withdraw")
+def withdraw_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account, "cases/withdraw.html")
+
+
+@router.post("/cases/{case_no}/withdraw")
+def withdraw_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    was_draft = case.status == states.DRAFT
+    reason = form.get("reason")
+    service.withdraw_case(session, case=case, reason=reason if isinstance(reason, str) else "")
+    flash(request, "草稿已删除。" if was_draft else "申请已撤回，我们已通知审批局。")
+    return redirect("/cases")
+
+
+# --- 补交 (materials deferred under 容缺受理) -----------------------------------------------
+
+
+@router.post("/cases/{case_no}/supplements/{material_code}/files")
+async def supplement_upload(
+    request: Request, case_no: str, material_code: str, session: DbSession, account: LoggedIn
+):
+    store = request.app.state.store
+    settings = request.app.state.settings
+    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
+    item = await run_in_threadpool(_item, session, case)
+    await run_in_threadpool(
+        service.check_can_supplement, session, case=case, item=item, material_code=material_code
+    )
+    try:
+        received = await receive_file(
+            request,
+            store,
+            max_bytes=settings.max_upload_bytes,
+            csrf_check=lambda token: csrf_valid(request, token),
+        )
+    except (Forbidden, NotFound):
+        raise
+    except DomainError as exc:
+        return await run_in_threadpool(
+            _page,
+            request,
+            session,
+            case,
+            account,
+            upload_errors={material_code: exc.message},
+            status_code=exc.status,
+        )
+    try:
+        case_file = await run_in_threadpool(
+            service.attach_supplement_file,
+            session,
+            case=case,
+            item=item,
+            material_code=material_code,
+            received=received,
+            store=store,
+        )
+    finally:
+        received.writer.discard()
+    await run_in_threadpool(
+        library.keep_upload,
+        session,
+        account_id=account.id,
+        case_no=case.case_no,
+        material=item.material(material_code),
+        case_file=case_file,
+    )
+    flash(request, f"已上传“{case_file.filename}”，核对后提交补交。")
+    return redirect(f"/cases/{case.case_no}#supplement")
+
+
+@router.post("/cases/{case_no}/supplements/files/{file_id}/delete")
+def supplement_delete(
+    request: Request,
+    case_no: str,
+    file_id: str,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    if not file_id.isdigit() or not 0 < int(file_id) < 2**31:
+        raise NotFound("没有找到该文件。", code="file_not_found")
+    service.remove_supplement_file(
+        session, case=case, item=_item(session, case), file_id=int(file_id)
+    )
+    flash(request, "已删除该文件。")
+    return redirect(f"/cases/{case.case_no}#supplement")
+
+
+@router.get("/cases/{case_no}/supplement")
+def supplement_review(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account, "cases/supplement.html")
+
+
+@router.post("/cases/{case_no}/supplement")
+def supplement_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    try:
+        service.supplement_materials(session, case=case, account=account)
+    except Invalid as exc:
+        session.rollback()
+        return _page(
+            request,
+            session,
+            case,
+            account,
+            "cases/supplement.html",
+            errors=exc.fields,
+            error_message=exc.message,
+            status_code=422,
+        )
+    flash(request, "容缺材料已补交，我们已发送给审批局。")
+    return redirect(f"/cases/{case.case_no}")

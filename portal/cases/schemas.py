@@ -1,0 +1,170 @@
+"""Cases API bodies and answers (docs/citizen-api.md, "Cases")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class CaseCreateIn(BaseModel):
+    item_code: str = Field(max_length=16)
+    form: dict[str, Any] = Field(
+        default_factory=dict, description="field name -> value; may be partial"
+    )
+
+
+class CasePatchIn(BaseModel):
+    form: dict[str, Any]
+
+
+class CommitmentIn(BaseModel):
+    kind: Literal["rongque", "gaozhi"] = Field(
+        default="rongque",
+        description="rongque 容缺受理 (deferred_materials handed in later); gaozhi 告知承诺制 "
+        "(the promise replaces the proofs; no pre-review needed)",
+    )
+    deferred_materials: list[str] = Field(default_factory=list, max_length=50)
+    accepted: bool = False
+
+
+class SubmissionIn(BaseModel):
+    commitment: CommitmentIn | None = None
+
+
+class WithdrawalIn(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class TimelineOut(BaseModel):
+    at: datetime
+    type: str
+    label: str
+    detail: str
+
+
+class FileOut(BaseModel):
+    id: int
+    filename: str
+    content_type: Literal["application/pdf", "image/jpeg", "image/png"]
+    size: int
+    sha256: str
+
+
+class MaterialStateOut(BaseModel):
+    code: str
+    name: str
+    required: bool
+    deferrable: bool
+    deferred_until: str | None = Field(description="容缺: date the material is promised by")
+    supplemented_at: str | None = Field(
+        default=None, description="容缺: when the material was handed in (补交)"
+    )
+    provided_by: dict[str, Any] | None = Field(
+        default=None,
+        description="issued by another case of the same 一件事 ({case_no, item_code, licence}); "
+        "no upload needed",
+    )
+    comment: str | None = Field(description="补正 note of the latest return")
+    files: list[FileOut]
+
+
+class AddressOut(BaseModel):
+    recipient: str | None
+    phone: str | None
+    province: str | None
+    city: str | None
+    district: str | None
+    detail: str | None
+    postcode: str | None = None
+
+
+class DeliveryOut(BaseModel):
+    method: Literal["pickup", "express"]
+    hall: str | None = None
+    address: AddressOut | None = None
+    carrier: str | None
+    tracking_no: str | None
+    pickup_code: str | None
+    shipped_at: datetime | None
+    ready_at: datetime | None
+    delivered_at: datetime | None
+
+
+class LicenceOut(BaseModel):
+    number: str | None
+    name: str | None
+    valid_from: str | None
+    valid_to: str | None
+    download_url: str | None = Field(
+        description="null until the file has been fetched from the bureau"
+    )
+
+
+class RatingOut(BaseModel):
+    level: int
+    code: int
+    comment: str
+    created_at: datetime
+    reply: str | None
+
+
+class DeferredOut(BaseModel):
+    code: str
+    due_date: str
+    supplemented_at: str | None
+
+
+class CommitmentOut(BaseModel):
+    kind: Literal["rongque", "gaozhi"]
+    text: str
+    signed_at: str
+    deferred_materials: list[DeferredOut]
+    replaced_materials: list[str] = Field(description="告知承诺: the proofs the promise replaced")
+
+
+class BundleRefOut(BaseModel):
+    application_id: int
+    code: str
+    name: str
+    cases: list[str]
+
+
+class CaseOut(BaseModel):
+    case_no: str
+    item_code: str
+    item_name: str
+    status: Literal[
+        "draft",
+        "prereview",
+        "returned",
+        "prereview_passed",
+        "submitted",
+        "accepted",
+        "approved",
+        "denied",
+        "rejected",
+        "withdrawn",
+    ]
+    status_label: str
+    created_at: datetime
+    submitted_at: datetime | None
+    due_date: date | None
+    acceptance_no: str | None
+    form: dict[str, Any]
+    timeline: list[TimelineOut] = Field(description="newest first")
+    materials: list[MaterialStateOut]
+    review_comment: str | None
+    inspection_date: date | None
+    outcome_reason: str | None
+    remedy: str | None
+    delivery: DeliveryOut | None
+    licence: LicenceOut | None
+    rating: RatingOut | None
+    commitment: CommitmentOut | None = None
+    bundle: BundleRefOut | None = None
+
+
+class CaseListOut(BaseModel):
+    cases: list[CaseOut]

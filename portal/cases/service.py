@@ -1,0 +1,749 @@
+"""Cases: drafts, their form and materials, submission for pre-review or formally, withdrawal."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from urllib.parse import quote
+
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import Account
+from portal.cases import states
+from portal.cases.forms import clean_form, display_value, missing_fields
+from portal.cases.models import Case, CaseCounter, TimelineEntry
+from portal.catalogue.models import Item
+from portal.catalogue.service import get_item
+from portal.clock import (
+    add_working_days,
+    calendar_covers,
+    rfc3339,
+    today_cst,
+    utcnow,
+    working_days_left,
+)
+from portal.delivery.models import Delivery
+from portal.errors import Conflict, Invalid, NotFound
+from portal.materials.models import CaseFile
+from portal.ratings.models import Rating
+
+CASE_PREFIX = "WJ"
+DEFER_WORKING_DAYS = 10  # 容缺: deferred materials are due this many working days after submission
+NOT_FOUND_MESSAGE = "没有找到该办件。"
+
+# 告知承诺制: the written promise replaces the listed proofs, except the materials that say
+# who applies and for what (docs/bureau-protocol.md, "告知承诺").
+GAOZHI_KEPT_KINDS = frozenset(
+    {"application_form", "id_card", "business_licence", "power_of_attorney"}
+)
+
+RONGQUE_TEXT = (
+    "本人（本单位）自愿申请容缺受理，郑重承诺：已提交的申请材料真实、合法、有效；"
+    "对容缺的材料，将在承诺期限内补齐并提交；逾期未补交或补交材料不符合要求的，"
+    "同意审批机关依法终止办理或撤销已作出的决定，并承担由此产生的一切法律责任。"
+)
+
+
+# --- numbers and lookup -------------------------------------------------------------
+
+
+def next_case_no(session: Session) -> str:
+    """WJ + today's CST date + a per-day sequence, unique across processes."""
+    day = today_cst().strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(CaseCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": CaseCounter.last + 1})
+        .returning(CaseCounter.last)
+    )
+    number = session.execute(statement).scalar_one()
+    return f"{CASE_PREFIX}{day}{number:06d}"
+
+
+def get_own_case(
+    session: Session, *, account: Account, case_no: str, for_update: bool = False
+) -> Case:
+    """The account's case; another account's case is 404 exactly like a missing one."""
+    if "\x00" in case_no:  # PostgreSQL refuses NUL in text: a 404, not a 500
+        raise NotFound(NOT_FOUND_MESSAGE, code="case_not_found")
+    query = select(Case).where(Case.case_no == case_no, Case.account_id == account.id)
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    case = session.scalars(query).first()
+    if case is None:
+        raise NotFound(NOT_FOUND_MESSAGE, code="case_not_found")
+    return case
+
+
+def list_own_cases(session: Session, *, account: Account) -> list[Case]:
+    query = (
+        select(Case)
+        .where(Case.account_id == account.id, Case.status != states.WITHDRAWN)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def list_withdrawn_cases(session: Session, *, account: Account) -> list[Case]:
+    query = (
+        select(Case)
+        .where(Case.account_id == account.id, Case.status == states.WITHDRAWN)
+        .order_by(Case.created_at.desc())
+    )
+    return list(session.scalars(query))
+
+
+# --- drafts ------------------------------------------------------------------------
+
+
+def create_case(
+    session: Session, *, account: Account, item_code: str, form: dict[str, Any] | None = None
+) -> Case:
+    """A new draft for an item that can be applied for online."""
+    item = get_item(session, code=item_code)
+    if not item.online:
+        raise Conflict("该事项暂不支持网上申请，请到窗口办理。", code="not_online")
+    values, errors = clean_form(item.fields, form or {}, partial=True)
+    if errors:
+        raise Invalid(errors)
+    case = Case(
+        case_no=next_case_no(session), account_id=account.id, item_code=item.code, form=values
+    )
+    session.add(case)
+    session.flush()
+    states.record(
+        session, case, type="case.created", label="创建草稿", detail=item.name, source="citizen"
+    )
+    return case
+
+
+def ensure_editable(case: Case) -> None:
+    if case.status not in states.EDITABLE:
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能修改。只有草稿和需补正的办件可以修改。",
+            code="not_editable",
+        )
+
+
+def save_form(
+    session: Session, *, case: Case, item: Item, form: dict[str, Any], replace: bool = False
+) -> Case:
+    """Merge (or replace) form values; every value is checked by its field's type."""
+    ensure_editable(case)
+    values, errors = clean_form(item.fields, form, partial=True)
+    if errors:
+        raise Invalid(errors)
+    merged = {} if replace else dict(case.form)
+    for name in form:
+        merged.pop(name, None)
+    merged.update(values)
+    case.form = merged
+    case.updated_at = utcnow()
+    return case
+
+
+def files_by_material(session: Session, *, case: Case) -> dict[str, list[CaseFile]]:
+    grouped: dict[str, list[CaseFile]] = defaultdict(list)
+    query = select(CaseFile).where(CaseFile.case_id == case.id).order_by(CaseFile.id)
+    for f in session.scalars(query):
+        grouped[f.material_code].append(f)
+    return grouped
+
+
+# --- completeness and submission ----------------------------------------------------
+
+
+def gaozhi_replaced(item: Item) -> list[str]:
+    """Codes of the materials the 告知承诺书 replaces; empty when the item has no such regime."""
+    if not item.commitment_text:
+        return []
+    return [m["code"] for m in item.materials if m["kind"] not in GAOZHI_KEPT_KINDS]
+
+
+def missing_materials(
+    item: Item,
+    files: dict[str, list[CaseFile]],
+    *,
+    allow_deferrable: bool,
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, str]:
+    """Required materials without a file; `skip` needs none (shared in a bundle, 告知承诺)."""
+    problems = {}
+    for m in item.materials:
+        if not m["required"] or files.get(m["code"]) or m["code"] in skip:
+            continue
+        if allow_deferrable and m.get("deferrable"):
+            continue
+        problems[f"materials.{m['code']}"] = f"请上传“{m['name']}”"
+    return problems
+
+
+def _applicant(account: Account) -> dict[str, Any]:
+    applicant: dict[str, Any] = {
+        "kind": account.kind,
+        "name": account.name,
+        "id_type": account.id_type,
+        "id_number": account.id_number,
+        "phone": account.phone,
+    }
+    if account.agent_name and account.agent_id_number:
+        applicant["agent"] = {
+            "name": account.agent_name,
+            "id_number": account.agent_id_number,
+            "phone": account.phone,
+        }
+    return applicant
+
+
+def delivery_event_data(delivery: Delivery | None) -> dict[str, Any] | None:
+    """A delivery choice as `delivery.selected` carries it."""
+    if delivery is None:
+        return None
+    if delivery.method == "pickup":
+        return {"method": "pickup", "hall": delivery.hall_code}
+    address = {
+        "recipient": delivery.recipient,
+        "phone": delivery.phone,
+        "province": delivery.province,
+        "city": delivery.city,
+        "district": delivery.district,
+        "detail": delivery.detail,
+    }
+    if delivery.postcode:
+        address["postcode"] = delivery.postcode
+    return {"method": "express", "address": address}
+
+
+def bundle_reference(session: Session, *, case: Case) -> dict[str, Any]:
+    """`bundle` of case.submitted: the same list of case numbers on every case of the bundle."""
+    from portal.bundles.models import BundleApplication  # models only: no import cycle
+    from portal.catalogue.models import Bundle
+
+    application = session.get(BundleApplication, case.bundle_application_id)
+    assert application is not None
+    bundle = session.get(Bundle, application.bundle_code)
+    # A draft deleted before anything was sent is no longer part of the bundle.
+    numbers = session.scalars(
+        select(Case.case_no)
+        .where(
+            Case.bundle_application_id == application.id,
+            ~((Case.status == states.WITHDRAWN) & Case.submitted_at.is_(None)),
+        )
+        .order_by(Case.id)
+    ).all()
+    return {
+        "code": application.bundle_code,
+        "name": bundle.name if bundle else application.bundle_code,
+        "cases": list(numbers),
+    }
+
+
+def _submission_data(
+    session: Session,
+    *,
+    case: Case,
+    item: Item,
+    account: Account,
+    stage: str,
+    files: dict[str, list[CaseFile]],
+) -> tuple[dict[str, Any], set[str]]:
+    deferred = {
+        d["code"]: d["due_date"] for d in (case.commitment or {}).get("deferred_materials", [])
+    }
+    provided = case.provided_materials or {}
+    materials = []
+    blobs: set[str] = set()
+    for m in item.materials:
+        entry_files = []
+        for f in files.get(m["code"], []):
+            entry_files.append(
+                {
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                }
+            )
+            blobs.add(f.sha256)
+        shared = provided.get(m["code"]) if not entry_files else None
+        if not entry_files and m["code"] not in deferred and not shared:
+            continue
+        entry: dict[str, Any] = {
+            "code": m["code"],
+            "name": m["name"],
+            "deferred": m["code"] in deferred,
+            "files": entry_files,
+        }
+        if m["code"] in deferred:
+            entry["due_date"] = deferred[m["code"]]
+        if shared:
+            entry["provided_by"] = dict(shared)
+        materials.append(entry)
+    data: dict[str, Any] = {
+        "stage": stage,
+        "round": max(1, case.prereview_round),
+        "item": {"code": item.code, "name": item.name},
+        "applicant": _applicant(account),
+        "form": case.form,
+        "materials": materials,
+    }
+    if case.commitment and stage == "formal":
+        data["commitment"] = {
+            "text": case.commitment["text"],
+            "signed_at": case.commitment["signed_at"],
+            "kind": case.commitment["kind"],
+            "deferred_materials": [
+                d["code"] for d in case.commitment.get("deferred_materials", [])
+            ],
+        }
+        if case.commitment["kind"] == "gaozhi":
+            data["commitment"]["replaced_materials"] = list(
+                case.commitment.get("replaced_materials", [])
+            )
+    if case.bundle_application_id is not None:
+        data["bundle"] = bundle_reference(session, case=case)
+    delivery = session.get(Delivery, case.id)
+    if delivery_data := delivery_event_data(delivery):
+        data["delivery"] = delivery_data
+    return data, blobs
+
+
+def submit_for_prereview(session: Session, *, case: Case, account: Account) -> Case:
+    """Send the case to 网上预审: first round from a draft, next round after a return."""
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    if not item.prereview:
+        raise Conflict("该事项不需要网上预审，请直接提交申请。", code="no_prereview")
+    if not states.allowed(case, "prereview.submitted"):
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能提交预审。",
+            code="wrong_status",
+        )
+    files = files_by_material(session, case=case)
+    errors = missing_fields(item.fields, case.form) | missing_materials(
+        item, files, allow_deferrable=True, skip=set(case.provided_materials or {})
+    )
+    if errors:
+        raise Invalid(errors, "还有必填内容或材料没有完成。")
+    case.prereview_round += 1
+    case.corrections = {}
+    if case.submitted_at is None:
+        case.submitted_at = utcnow()
+    data, blobs = _submission_data(
+        session, case=case, item=item, account=account, stage="prereview", files=files
+    )
+    states.apply(
+        session,
+        case,
+        "prereview.submitted",
+        detail=f"第 {case.prereview_round} 轮预审",
+        event_data=data,
+        blobs=blobs,
+    )
+    return case
+
+
+def submit_formally(
+    session: Session,
+    *,
+    case: Case,
+    account: Account,
+    deferred: list[str] | None = None,
+    accepted: bool = False,
+    kind: str = "rongque",
+) -> Case:
+    """不见面 formal submission; deferrable materials may be missing only under a signed commitment.
+
+    `kind="gaozhi"` submits under 告知承诺制: the signed promise replaces the proofs
+    `gaozhi_replaced` lists, and no 网上预审 is needed first.
+    """
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    gaozhi = kind == "gaozhi"
+    if kind not in ("rongque", "gaozhi"):
+        raise Invalid(
+            {"commitment.kind": "承诺方式只能是 rongque（容缺受理）或 gaozhi（告知承诺）"}
+        )
+    if gaozhi and not item.commitment_text:
+        raise Invalid({"commitment.kind": "本事项不实行告知承诺制，请按材料清单提交"})
+    if case.status == states.DRAFT and item.prereview and not gaozhi:
+        raise Conflict("该事项需要先通过网上预审，才能正式提交。", code="prereview_required")
+    if not states.allowed(case, "formal.submitted"):
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能正式提交。",
+            code="wrong_status",
+        )
+    files = files_by_material(session, case=case)
+    deferred = list(dict.fromkeys(deferred or []))
+    errors: dict[str, str] = {}
+    by_code = {m["code"]: m for m in item.materials}
+    replaced = gaozhi_replaced(item) if gaozhi else []
+    if gaozhi:
+        if deferred:
+            errors["commitment.deferred_materials"] = "选择告知承诺后无需再容缺，请不要同时勾选"
+        if not accepted:
+            errors["commitment.accepted"] = "告知承诺制办理须阅读并同意告知承诺书"
+    for code in deferred if not gaozhi else []:
+        material = by_code.get(code)
+        if material is None or not material.get("deferrable"):
+            errors["commitment.deferred_materials"] = f"材料 {code} 不在可容缺材料之列"
+        elif files.get(code):
+            errors["commitment.deferred_materials"] = f"材料“{material['name']}”已上传，无需容缺"
+    if deferred and not gaozhi and not accepted:
+        errors["commitment.accepted"] = "容缺受理须阅读并同意承诺书"
+    errors |= missing_fields(item.fields, case.form)
+    skip = set(case.provided_materials or {}) | set(replaced)
+    for key, message in missing_materials(item, files, allow_deferrable=False, skip=skip).items():
+        code = key.split(".", 1)[1]
+        if code in deferred:
+            continue
+        if by_code[code].get("deferrable"):
+            message += "，或勾选容缺受理并签署承诺书"
+        errors[key] = message
+    if errors:
+        raise Invalid(errors, "还有必填内容或材料没有完成。")
+    now = utcnow()
+    if gaozhi:
+        case.commitment = {
+            "kind": "gaozhi",
+            "text": item.commitment_text,
+            "signed_at": rfc3339(now),
+            "deferred_materials": [],
+            "replaced_materials": [c for c in replaced if not files.get(c)],
+        }
+    elif deferred:
+        due = add_working_days(today_cst(), DEFER_WORKING_DAYS).isoformat()
+        case.commitment = {
+            "kind": "rongque",
+            "text": RONGQUE_TEXT,
+            "signed_at": rfc3339(now),
+            "deferred_materials": [{"code": c, "due_date": due} for c in deferred],
+        }
+    else:
+        case.commitment = None
+    case.submitted_at = now
+    data, blobs = _submission_data(
+        session, case=case, item=item, account=account, stage="formal", files=files
+    )
+    detail = "不见面审批，网上正式提交"
+    if gaozhi:
+        detail += "；告知承诺制，已签署告知承诺书"
+    elif deferred:
+        detail += f"；容缺 {len(deferred)} 项材料，承诺补交"
+    states.apply(session, case, "formal.submitted", detail=detail, event_data=data, blobs=blobs)
+    return case
+
+
+# --- 容缺补交 --------------------------------------------------------------------------
+
+
+def outstanding_deferred(case: Case) -> dict[str, str]:
+    """容缺 materials not yet handed in: code -> the date they are due."""
+    commitment = case.commitment or {}
+    if commitment.get("kind") != "rongque":
+        return {}
+    return {
+        d["code"]: d["due_date"]
+        for d in commitment.get("deferred_materials", [])
+        if not d.get("supplemented_at")
+    }
+
+
+def check_can_supplement(session: Session, *, case: Case, item: Item, material_code: str) -> dict:
+    """Before any byte is read: the material is an outstanding 容缺 one of a submitted case."""
+    material = item.material(material_code)
+    if material is None:
+        raise NotFound("该事项没有这项材料。", code="material_not_found")
+    if not states.allowed(case, "materials.supplemented"):
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能补交材料。",
+            code="wrong_status",
+        )
+    if material_code not in outstanding_deferred(case):
+        raise Conflict(f"“{material['name']}”不是待补交的容缺材料。", code="not_deferred")
+    return material
+
+
+def attach_supplement_file(
+    session: Session, *, case: Case, item: Item, material_code: str, received, store
+) -> CaseFile:
+    """Keep a file for a deferred material; it leaves with `supplement_materials`."""
+    from portal.materials.service import ensure_blob  # materials imports this module
+
+    check_can_supplement(session, case=case, item=item, material_code=material_code)
+    ensure_blob(session, store, received)
+    case_file = CaseFile(
+        case_id=case.id,
+        material_code=material_code,
+        sha256=received.sha256,
+        filename=received.filename,
+        content_type=received.content_type,
+        size=received.size,
+    )
+    session.add(case_file)
+    case.updated_at = case_file.uploaded_at = utcnow()
+    session.flush()
+    return case_file
+
+
+def remove_supplement_file(session: Session, *, case: Case, item: Item, file_id: int) -> None:
+    """Take back a file of a deferred material before it is handed in."""
+    case_file = session.scalars(
+        select(CaseFile).where(CaseFile.id == file_id, CaseFile.case_id == case.id)
+    ).first()
+    if case_file is None:
+        raise NotFound("没有找到该文件。", code="file_not_found")
+    check_can_supplement(session, case=case, item=item, material_code=case_file.material_code)
+    session.delete(case_file)
+
+
+def supplement_materials(session: Session, *, case: Case, account: Account) -> Case:
+    """补交: send every outstanding 容缺 material that now has files (materials.supplemented)."""
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    if not states.allowed(case, "materials.supplemented"):
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能补交材料。",
+            code="wrong_status",
+        )
+    outstanding = outstanding_deferred(case)
+    files = files_by_material(session, case=case)
+    ready = [m for m in item.materials if m["code"] in outstanding and files.get(m["code"])]
+    if not ready:
+        raise Invalid({"supplement": "请先上传要补交的容缺材料"}, "还没有上传要补交的材料。")
+    materials = []
+    blobs: set[str] = set()
+    for m in ready:
+        entry_files = [
+            {
+                "filename": f.filename,
+                "content_type": f.content_type,
+                "size": f.size,
+                "sha256": f.sha256,
+            }
+            for f in files[m["code"]]
+        ]
+        blobs.update(f.sha256 for f in files[m["code"]])
+        materials.append(
+            {"code": m["code"], "name": m["name"], "deferred": False, "files": entry_files}
+        )
+    stamp = rfc3339(utcnow())
+    done = {m["code"] for m in ready}
+    commitment = dict(case.commitment or {})
+    commitment["deferred_materials"] = [
+        {**d, "supplemented_at": stamp} if d["code"] in done else d
+        for d in commitment.get("deferred_materials", [])
+    ]
+    case.commitment = commitment  # a new dict, so the JSON column is seen as changed
+    states.apply(
+        session,
+        case,
+        "materials.supplemented",
+        detail="补交：" + "、".join(m["name"] for m in ready),
+        event_data={"materials": materials},
+        blobs=blobs,
+    )
+    return case
+
+
+def withdraw_case(session: Session, *, case: Case, reason: str) -> Case:
+    """Withdraw: a draft just closes; a case the bureau knows of is withdrawn there too."""
+    reason = (reason or "").strip()[:500]
+    if case.status == states.DRAFT:
+        states.apply(session, case, "draft.withdrawn", detail=reason)
+        return case
+    if not states.allowed(case, "case.withdrawn"):
+        raise Conflict(
+            "办件已受理或已办结，不能撤回。如需帮助请拨打 12345。", code="not_withdrawable"
+        )
+    states.apply(
+        session,
+        case,
+        "case.withdrawn",
+        detail=reason or "申请人撤回",
+        event_data={"reason": reason or "申请人撤回"},
+    )
+    case.withdrawn_reason = reason or "申请人撤回"
+    return case
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def timeline(session: Session, *, case: Case) -> list[TimelineEntry]:
+    """Every entry of the case, newest first.
+
+    Ordered by the order the portal recorded them, not by their times: a bureau
+    event carries the bureau's clock at second precision, the portal's own entries
+    its clock in microseconds, so sorting by time could show a decision before the
+    choice the citizen made a moment earlier.
+    """
+    query = (
+        select(TimelineEntry)
+        .where(TimelineEntry.case_id == case.id)
+        .order_by(TimelineEntry.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def answers(item: Item, case: Case) -> list[tuple[dict[str, Any], str]]:
+    """Each form field with how its value reads, for check-your-answers."""
+    return [(spec, display_value(spec, case.form.get(spec["name"]))) for spec in item.fields]
+
+
+def due_info(case: Case) -> dict[str, Any] | None:
+    if case.due_date is None:
+        return None
+    return {
+        "date": case.due_date,
+        "left": working_days_left(today_cst(), case.due_date),
+        "provisional": case.due_date_provisional or not calendar_covers(case.due_date),
+    }
+
+
+def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
+    """A case as the JSON API returns it: always the same shape, whatever the status."""
+    files = files_by_material(session, case=case)
+    corrections = case.corrections or {}
+    deferred = {
+        d["code"]: d["due_date"] for d in (case.commitment or {}).get("deferred_materials", [])
+    }
+    supplemented = {
+        d["code"]: d.get("supplemented_at")
+        for d in (case.commitment or {}).get("deferred_materials", [])
+    }
+    provided = case.provided_materials or {}
+    delivery = session.get(Delivery, case.id)
+    rating = session.get(Rating, case.id)
+    licence = None
+    if case.status == states.APPROVED and case.licence:
+        licence = {
+            "number": case.licence.get("number"),
+            "name": case.licence.get("name"),
+            "valid_from": case.licence.get("valid_from"),
+            "valid_to": case.licence.get("valid_to"),
+            "download_url": f"/api/v1/cases/{case.case_no}/licence"
+            if case.licence.get("stored")
+            else None,
+        }
+    return {
+        "case_no": case.case_no,
+        "item_code": case.item_code,
+        "item_name": item.name,
+        "status": case.status,
+        "status_label": states.STATUS_LABELS[case.status],
+        "created_at": case.created_at,
+        "submitted_at": case.submitted_at,
+        "due_date": case.due_date,
+        "acceptance_no": case.acceptance_no,
+        "form": case.form,
+        "timeline": [
+            {"at": e.at, "type": e.type, "label": e.label, "detail": e.detail}
+            for e in timeline(session, case=case)
+        ],
+        "materials": [
+            {
+                "code": m["code"],
+                "name": m["name"],
+                "required": m["required"],
+                "deferrable": bool(m.get("deferrable")),
+                "deferred_until": deferred.get(m["code"]),
+                "supplemented_at": supplemented.get(m["code"]),
+                "provided_by": provided.get(m["code"]),
+                "comment": corrections.get(m["code"]),
+                "files": [
+                    {
+                        "id": f.id,
+                        "filename": f.filename,
+                        "content_type": f.content_type,
+                        "size": f.size,
+                        "sha256": f.sha256,
+                    }
+                    for f in files.get(m["code"], [])
+                ],
+            }
+            for m in item.materials
+        ],
+        "review_comment": case.review_comment,
+        "inspection_date": case.inspection_date,
+        "outcome_reason": case.outcome_reason,
+        "remedy": case.remedy,
+        "delivery": _delivery_view(delivery),
+        "licence": licence,
+        "rating": _rating_view(rating),
+        "commitment": _commitment_view(case.commitment),
+        "bundle": bundle_reference(session, case=case)
+        | {"application_id": case.bundle_application_id}
+        if case.bundle_application_id is not None
+        else None,
+    }
+
+
+def _commitment_view(commitment: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not commitment:
+        return None
+    return {
+        "kind": commitment["kind"],
+        "text": commitment["text"],
+        "signed_at": commitment["signed_at"],
+        "deferred_materials": [
+            {
+                "code": d["code"],
+                "due_date": d["due_date"],
+                "supplemented_at": d.get("supplemented_at"),
+            }
+            for d in commitment.get("deferred_materials", [])
+        ],
+        "replaced_materials": list(commitment.get("replaced_materials", [])),
+    }
+
+
+def _delivery_view(delivery: Delivery | None) -> dict[str, Any] | None:
+    if delivery is None:
+        return None
+    view = delivery_event_data(delivery) or {}
+    view.update(
+        {
+            "carrier": delivery.carrier,
+            "tracking_no": delivery.tracking_no,
+            "pickup_code": delivery.pickup_code,
+            "shipped_at": delivery.shipped_at,
+            "ready_at": delivery.ready_at,
+            "delivered_at": delivery.delivered_at,
+        }
+    )
+    return view
+
+
+def _rating_view(rating: Rating | None) -> dict[str, Any] | None:
+    if rating is None:
+        return None
+    return {
+        "level": rating.level,
+        "code": rating.code,
+        "comment": rating.comment,
+        "created_at": rating.created_at,
+        "reply": rating.reply,
+    }
+
+
+def licence_response(store, case: Case) -> StreamingResponse:
+    """The stored licence file as its owner downloads it; 404 before it exists."""
+    licence = case.licence if case.status == states.APPROVED else None
+    if not licence or not licence.get("stored"):
+        raise NotFound("电子证照尚未签发或正在获取中。", code="licence_not_ready")
+    filename = licence.get("filename") or f"{licence.get('number', 'licence')}.pdf"
+    return StreamingResponse(
+        store.chunks(licence["sha256"]),
+        media_type=licence.get("content_type") or "application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "Cache-Control": "private, no-store",
+        },
+    )

@@ -1,0 +1,172 @@
+"""The case status machine: one table, one function through which every change goes.
+
+A transition checks the current status, sets the new one, writes the timeline
+entry and (for changes the bureau must hear about) the outbox message, all in the
+caller's transaction, so they commit or roll back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from portal.cases.models import Case, TimelineEntry
+from portal.clock import utcnow
+from portal.errors import Conflict
+from portal.exchange.outbox import enqueue_event
+
+DRAFT, PREREVIEW, RETURNED, PASSED = "draft", "prereview", "returned", "prereview_passed"
+SUBMITTED, ACCEPTED, APPROVED = "submitted", "accepted", "approved"
+DENIED, REJECTED, WITHDRAWN = "denied", "rejected", "withdrawn"
+
+STATUS_LABELS = {
+    DRAFT: "草稿",
+    PREREVIEW: "网上预审中",
+    RETURNED: "需补正材料",
+    PASSED: "预审通过，待正式提交",
+    SUBMITTED: "已提交，等待受理",
+    ACCEPTED: "已受理，正在审查",
+    APPROVED: "已办结：准予许可",
+    DENIED: "已办结：不予许可",
+    REJECTED: "不予受理",
+    WITHDRAWN: "已撤回",
+}
+STATUS_TAGS = {
+    DRAFT: "grey",
+    PREREVIEW: "blue",
+    RETURNED: "orange",
+    PASSED: "blue",
+    SUBMITTED: "blue",
+    ACCEPTED: "blue",
+    APPROVED: "green",
+    DENIED: "red",
+    REJECTED: "red",
+    WITHDRAWN: "grey",
+}
+FINISHED = frozenset({APPROVED, DENIED, REJECTED, WITHDRAWN})
+EDITABLE = frozenset({DRAFT, RETURNED})
+ALL_STATUSES = frozenset(STATUS_LABELS)
+
+
+@dataclass(frozen=True)
+class Transition:
+    label: str  # the timeline label
+    sources: frozenset[str]
+    target: str | None  # None: the status stays
+    source: str  # who acts: "citizen" or "bureau"
+    sends: str | None = None  # the protocol event the bureau receives, if any
+
+
+def _s(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+TRANSITIONS: dict[str, Transition] = {
+    # What the citizen does.
+    "prereview.submitted": Transition(
+        "提交网上预审", _s(DRAFT, RETURNED), PREREVIEW, "citizen", "case.submitted"
+    ),
+    "formal.submitted": Transition(
+        "正式提交申请", _s(DRAFT, PASSED), SUBMITTED, "citizen", "case.submitted"
+    ),
+    "draft.withdrawn": Transition("删除草稿", _s(DRAFT), WITHDRAWN, "citizen"),
+    "case.withdrawn": Transition(
+        "撤回申请",
+        _s(PREREVIEW, RETURNED, PASSED, SUBMITTED),
+        WITHDRAWN,
+        "citizen",
+        "case.withdrawn",
+    ),
+    "delivery.selected": Transition(
+        "选择证照领取方式",
+        ALL_STATUSES - FINISHED | _s(APPROVED),
+        None,
+        "citizen",
+        "delivery.selected",
+    ),
+    "rating.submitted": Transition("评价服务", FINISHED, None, "citizen", "rating.submitted"),
+    "materials.supplemented": Transition(
+        "补交容缺材料", _s(SUBMITTED, ACCEPTED), None, "citizen", "materials.supplemented"
+    ),
+    # What the bureau reports.
+    "prereview.passed": Transition("网上预审通过", _s(PREREVIEW), PASSED, "bureau"),
+    "prereview.returned": Transition("预审退回，需补正", _s(PREREVIEW), RETURNED, "bureau"),
+    "case.accepted": Transition("已受理", _s(SUBMITTED), ACCEPTED, "bureau"),
+    "case.rejected": Transition("不予受理", _s(SUBMITTED), REJECTED, "bureau"),
+    "inspection.scheduled": Transition("安排现场核查", _s(ACCEPTED), None, "bureau"),
+    "case.approved": Transition("准予许可，已办结", _s(ACCEPTED), APPROVED, "bureau"),
+    "case.denied": Transition("不予许可，已办结", _s(ACCEPTED), DENIED, "bureau"),
+    "licence.ready_for_pickup": Transition("证照可以领取", _s(APPROVED), None, "bureau"),
+    "licence.shipped": Transition("证照已寄出", _s(APPROVED), None, "bureau"),
+    "licence.delivered": Transition("证照已签收", _s(APPROVED), None, "bureau"),
+    "rating.reply": Transition("收到评价回复", FINISHED, None, "bureau"),
+}
+
+# Hooks run inside the transition (same transaction), e.g. the message centre.
+_after_hooks: list[Any] = []
+
+
+def after_transition(hook: Any) -> Any:
+    """Register `hook(session, case, key, entry)`; used by notifications."""
+    _after_hooks.append(hook)
+    return hook
+
+
+def allowed(case: Case, key: str) -> bool:
+    return case.status in TRANSITIONS[key].sources
+
+
+def apply(
+    session: Session,
+    case: Case,
+    key: str,
+    *,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+    event_data: dict[str, Any] | None = None,
+    blobs: Iterable[str] = (),
+    at: datetime | None = None,
+) -> TimelineEntry:
+    """Move `case` by transition `key`; 409 when its status does not allow it."""
+    transition = TRANSITIONS[key]
+    if case.status not in transition.sources:
+        raise Conflict(
+            f"办件当前状态为“{STATUS_LABELS[case.status]}”，不能{transition.label}。",
+            code="wrong_status",
+        )
+    now = utcnow()
+    if transition.target is not None:
+        case.status = transition.target
+        if transition.target in FINISHED:
+            case.finished_at = now
+    case.updated_at = now
+    entry = TimelineEntry(
+        case_id=case.id,
+        at=at or now,
+        type=key,
+        label=transition.label,
+        detail=detail,
+        source=transition.source,
+        data=data or {},
+    )
+    session.add(entry)
+    if transition.sends is not None:
+        enqueue_event(
+            session, type=transition.sends, case_no=case.case_no, data=event_data or {}, blobs=blobs
+        )
+    for hook in _after_hooks:
+        hook(session, case, key, entry)
+    return entry
+
+
+def record(
+    session: Session, case: Case, *, type: str, label: str, detail: str = "", source: str = "portal"
+) -> TimelineEntry:
+    """A timeline entry that is not a status transition (e.g. the draft was created)."""
+    entry = TimelineEntry(case_id=case.id, type=type, label=label, detail=detail, source=source)
+    session.add(entry)
+    return entry

@@ -1,0 +1,132 @@
+"""Attaching uploaded files to a case's materials, removing them, reading them back."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+from PIL import Image, ImageOps
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.cases.models import Case
+from portal.cases.service import ensure_editable
+from portal.catalogue.models import Item
+from portal.clock import utcnow
+from portal.errors import Conflict, NotFound
+from portal.materials.models import Blob, CaseFile
+from portal.materials.storage import BlobStore
+from portal.materials.upload import ReceivedFile
+
+log = logging.getLogger(__name__)
+MAX_FILES_PER_MATERIAL = 20
+THUMB_SIZE = (160, 160)
+
+
+def material_of(item: Item, code: str) -> dict:
+    material = item.material(code)
+    if material is None:
+        raise NotFound("该事项没有这项材料。", code="material_not_found")
+    return material
+
+
+def check_can_upload(session: Session, *, case: Case, item: Item, material_code: str) -> dict:
+    """Before any byte is read: the material exists and the case is editable."""
+    material = material_of(item, material_code)
+    ensure_editable(case)
+    count = len(
+        session.scalars(
+            select(CaseFile.id).where(
+                CaseFile.case_id == case.id, CaseFile.material_code == material_code
+            )
+        ).all()
+    )
+    if count >= MAX_FILES_PER_MATERIAL:
+        raise Conflict(f"每项材料最多上传 {MAX_FILES_PER_MATERIAL} 个文件。", code="too_many_files")
+    return material
+
+
+def ensure_blob(session: Session, store: BlobStore, received: ReceivedFile) -> Blob:
+    """Keep the file once by its hash: a file reused across cases is stored once."""
+    store.keep(received.writer, received.sha256)
+    blob = session.get(Blob, received.sha256)
+    if blob is None:
+        blob = Blob(sha256=received.sha256, size=received.size, content_type=received.content_type)
+        try:
+            with session.begin_nested():
+                session.add(blob)
+        except IntegrityError:  # another request stored the same content just now
+            blob = session.get(Blob, received.sha256)
+            assert blob is not None
+    if received.content_type.startswith("image/"):
+        make_thumbnail(store, received.sha256)
+    return blob
+
+
+def attach_file(
+    session: Session,
+    *,
+    case: Case,
+    item: Item,
+    material_code: str,
+    received: ReceivedFile,
+    store: BlobStore,
+) -> CaseFile:
+    """Record an uploaded file against one material of a case."""
+    check_can_upload(session, case=case, item=item, material_code=material_code)
+    ensure_blob(session, store, received)
+    case_file = CaseFile(
+        case_id=case.id,
+        material_code=material_code,
+        sha256=received.sha256,
+        filename=received.filename,
+        content_type=received.content_type,
+        size=received.size,
+    )
+    session.add(case_file)
+    case.updated_at = case_file.uploaded_at = utcnow()
+    session.flush()
+    return case_file
+
+
+def get_case_file(
+    session: Session, *, case: Case, file_id: int, material_code: str | None = None
+) -> CaseFile:
+    query = select(CaseFile).where(CaseFile.id == file_id, CaseFile.case_id == case.id)
+    if material_code is not None:
+        query = query.where(CaseFile.material_code == material_code)
+    case_file = session.scalars(query).first()
+    if case_file is None:
+        raise NotFound("没有找到该文件。", code="file_not_found")
+    return case_file
+
+
+def remove_file(
+    session: Session, *, case: Case, file_id: int, material_code: str | None = None
+) -> None:
+    """Take a file off a draft (or a returned case); the blob stays while anything uses it."""
+    case_file = get_case_file(session, case=case, file_id=file_id, material_code=material_code)
+    ensure_editable(case)
+    session.delete(case_file)
+
+
+def make_thumbnail(store: BlobStore, sha256: str) -> None:
+    """A small JPEG preview for the phone's material list (the original may be megabytes)."""
+    if store.thumb_path(sha256).exists():
+        return
+    try:
+        image = Image.open(io.BytesIO(store.read(sha256)))
+        image.draft("RGB", (THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        image.thumbnail(THUMB_SIZE)
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=70, optimize=True)
+        store.put_bytes(out.getvalue(), path=store.thumb_path(sha256))
+    except Exception:  # a preview is a nicety; the upload itself already passed its checks
+        log.warning("could not make a thumbnail for %s", sha256[:12])
+
+
+def file_chunks(store: BlobStore, case_file: CaseFile) -> Iterator[bytes]:
+    return store.chunks(case_file.sha256)
