@@ -1,0 +1,439 @@
+"""The outbox dispatcher: delivers queued messages with retries, in order per case.
+
+Claiming: a message is claimable when it is pending, due, not leased, and no older
+pending message shares its ordering key (per-case FIFO). Claims take a lease in a
+short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
+never send the same message at once; a worker that dies loses its lease when it
+expires and another worker sends the message again — the receiver's idempotency
+by event_id makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import aliased
+from starlette.concurrency import run_in_threadpool
+
+from portal.clock import utcnow
+from portal.db import Database
+from portal.exchange import signing
+from portal.exchange.licences import store_licence
+from portal.exchange.models import OutboxMessage
+from portal.exchange.outbox import DEAD, DELIVERED, PENDING
+from portal.materials.models import Blob
+from portal.materials.storage import BlobStore, key_ring
+from portal.notifications.sms import sms_handler
+from portal.settings import Settings
+
+log = logging.getLogger(__name__)
+RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+POLL_SECONDS = 0.5
+BATCH = 64
+CONCURRENCY = 16
+# The retention job (portal.retention) runs at most once a day per data dir; whether it
+# is due is looked up every ten minutes, from the mtime of a marker file.
+RETENTION_EVERY_SECONDS = 24 * 3600
+RETENTION_CHECK_SECONDS = 600
+RETENTION_MARKER = "retention-last-run"
+
+
+class Retryable(Exception):
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Claimed:
+    id: int
+    kind: str
+    event_id: str
+    event_type: str
+    case_no: str | None
+    payload: str
+    blobs: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or utcnow())).total_seconds())
+
+
+def backoff(settings: Settings, attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff with equal jitter, capped; a longer Retry-After wins."""
+    base = min(
+        settings.retry_max_seconds, settings.retry_first_seconds * (2 ** max(0, attempts - 1))
+    )
+    delay = base / 2 + random.uniform(0, base / 2)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        worker_id: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = BlobStore(settings.data_dir, key_ring(settings))
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease = timedelta(seconds=settings.http_timeout_seconds * 3 + 5)
+        self._transport = transport
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._retention_check_at = 0.0  # time.monotonic() of the next look
+        self._retention_task: asyncio.Task[None] | None = None
+        self.sent_blobs: set[str] = set()
+        self.handlers = {
+            "bureau_event": self._send_event,
+            "licence_fetch": self._fetch_licence,
+            "sms": sms_handler(self),
+        }
+        db.on_commit(self._after_commit)
+
+    # --- waking up ------------------------------------------------------------------
+    def _after_commit(self, session: Any) -> None:
+        if session.info.pop("outbox_written", False):
+            self.wake()
+
+    def wake(self) -> None:
+        """Called from any thread after a commit that queued messages."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    # --- the loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        timeout = httpx.Timeout(self.settings.http_timeout_seconds)
+        limits = httpx.Limits(
+            max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY
+        )
+        async with httpx.AsyncClient(
+            timeout=timeout, limits=limits, transport=self._transport
+        ) as client:
+            self.client = client
+            log.info("outbox dispatcher %s started", self.worker_id)
+            while not self._stopping:
+                self._maybe_start_retention()
+                try:
+                    processed = await self.run_once()
+                except Exception:
+                    log.exception("outbox dispatcher pass failed; retrying shortly")
+                    processed = 0
+                if processed:
+                    continue  # the next message of a case may be due right away
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+
+    # --- the daily retention job ------------------------------------------------------
+    def retention_due(self) -> bool:
+        marker = self.settings.data_dir / RETENTION_MARKER
+        try:
+            return time.time() - marker.stat().st_mtime >= RETENTION_EVERY_SECONDS
+        except FileNotFoundError:
+            return True
+
+    def _maybe_start_retention(self) -> None:
+        now = time.monotonic()
+        if now < self._retention_check_at:
+            return
+        self._retention_check_at = now + RETENTION_CHECK_SECONDS
+        running = self._retention_task is not None and not self._retention_task.done()
+        if not running and self.retention_due():
+            # Its own task, so sending never waits for it.
+            self._retention_task = asyncio.create_task(self._retention(), name="retention")
+
+    async def _retention(self) -> None:
+        from portal.retention.service import purge  # cases import the exchange: import late
+
+        try:
+            await run_in_threadpool(purge, self.db, self.store, self.settings)
+        except Exception:
+            log.exception("retention job failed; trying again in %ds", RETENTION_CHECK_SECONDS)
+            return
+        (self.settings.data_dir / RETENTION_MARKER).touch()
+
+    async def run_once(self) -> int:
+        claimed = await run_in_threadpool(self.claim, BATCH)
+        if not claimed:
+            return 0
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(message: Claimed) -> None:
+            async with semaphore:
+                await self.deliver(message)
+
+        await asyncio.gather(*(one(m) for m in claimed))
+        return len(claimed)
+
+    def claim(self, limit: int) -> list[Claimed]:
+        now = utcnow()
+        older = aliased(OutboxMessage)
+        earlier_pending = exists().where(
+            older.ordering_key == OutboxMessage.ordering_key,
+            older.status == PENDING,
+            older.id < OutboxMessage.id,
+        )
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+                ~earlier_pending,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True, of=OutboxMessage)
+        with self.db.session(write=True) as session, session.begin():
+            rows = list(session.scalars(query))
+            claimed = []
+            blob_types: dict[str, tuple[str, int]] = {}
+            shas = {sha for row in rows for sha in row.blobs}
+            if shas:
+                query_blobs = select(Blob.sha256, Blob.content_type, Blob.size).where(
+                    Blob.sha256.in_(shas)
+                )
+                blob_types = {
+                    sha: (ctype, size) for sha, ctype, size in session.execute(query_blobs)
+                }
+            for row in rows:
+                row.locked_until = now + self.lease
+                row.locked_by = self.worker_id
+                claimed.append(
+                    Claimed(
+                        id=row.id,
+                        kind=row.kind,
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        case_no=row.case_no,
+                        payload=row.payload,
+                        blobs=[
+                            {
+                                "sha256": s,
+                                "content_type": blob_types[s][0],
+                                "size": blob_types[s][1],
+                            }
+                            for s in row.blobs
+                            if s in blob_types
+                        ],
+                        attempts=row.attempts,
+                        created_at=row.created_at,
+                    )
+                )
+            return claimed
+
+    async def deliver(self, message: Claimed) -> None:
+        handler = self.handlers.get(message.kind)
+        try:
+            if handler is None:
+                raise Permanent(f"no handler for {message.kind}")
+            await handler(message)
+        except Retryable as exc:
+            await run_in_threadpool(
+                self._failed, message, str(exc), exc.status, exc.retry_after, False
+            )
+        except Permanent as exc:
+            await run_in_threadpool(self._failed, message, str(exc), exc.status, None, True)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            await run_in_threadpool(
+                self._failed, message, f"{type(exc).__name__}: {exc}", None, None, False
+            )
+        except Exception as exc:  # a bug must not stop the queue; the message is retried
+            log.exception("outbox message %s failed unexpectedly", message.id)
+            await run_in_threadpool(
+                self._failed, message, f"{type(exc).__name__}: {exc}", None, None, False
+            )
+        else:
+            await run_in_threadpool(self._delivered, message)
+
+    # --- outcomes ---------------------------------------------------------------------
+    def _mine(self, message: Claimed):
+        return update(OutboxMessage).where(
+            OutboxMessage.id == message.id,
+            OutboxMessage.locked_by == self.worker_id,
+            OutboxMessage.status == PENDING,
+        )
+
+    def _delivered(self, message: Claimed) -> None:
+        with self.db.session(write=True) as session, session.begin():
+            session.execute(
+                self._mine(message).values(
+                    status=DELIVERED,
+                    delivered_at=utcnow(),
+                    attempts=message.attempts + 1,
+                    locked_until=None,
+                    locked_by=None,
+                    last_error=None,
+                )
+            )
+
+    def _failed(
+        self,
+        message: Claimed,
+        error: str,
+        status: int | None,
+        retry_after: float | None,
+        permanent: bool,
+    ) -> None:
+        now = utcnow()
+        attempts = message.attempts + 1
+        give_up = message.created_at + timedelta(hours=self.settings.retry_give_up_hours)
+        delay = backoff(self.settings, attempts, retry_after)
+        dead = permanent or now + timedelta(seconds=delay) > give_up
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error": error[:2000],
+            "last_status": status,
+            "locked_until": None,
+            "locked_by": None,
+        }
+        if dead:
+            values["status"] = DEAD
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        with self.db.session(write=True) as session, session.begin():
+            session.execute(self._mine(message).values(**values))
+        level = logging.WARNING if dead else logging.INFO
+        log.log(
+            level,
+            "outbox %s %s attempt %d %s: %s",
+            message.event_type,
+            message.event_id,
+            attempts,
+            "parked as dead" if dead else f"retry in {delay:.1f}s",
+            error[:200],
+            extra={"event_id": message.event_id, "case_no": message.case_no, "attempt": attempts},
+        )
+
+    # --- handlers -----------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return self.settings.bureau_url.rstrip("/") + path
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        text = response.text[:300]
+        if response.status_code in RETRYABLE:
+            raise Retryable(
+                f"HTTP {response.status_code}: {text}",
+                response.status_code,
+                parse_retry_after(response.headers.get("retry-after")),
+            )
+        raise Permanent(f"HTTP {response.status_code}: {text}", response.status_code)
+
+    async def _blob_body(self, sha256: str) -> AsyncIterator[bytes]:
+        # Decrypting a 64 KiB chunk from the page cache takes microseconds: done inline.
+        for chunk in self.store.chunks(sha256):
+            yield chunk
+
+    async def _put_blob(self, sha256: str, content_type: str, size: int) -> None:
+        if sha256 in self.sent_blobs:
+            return
+        if not self.store.exists(sha256):
+            raise Permanent(f"blob {sha256[:12]} is missing from the data dir")
+        # The signature covers SHA-256 of the body, which is the blob's name.
+        timestamp = int(utcnow().timestamp())
+        header = f"t={timestamp},v1={signing.signature_for_digest(self.settings.bureau_secret, sha256, timestamp)}"
+        response = await self.client.put(
+            self._url(f"/v1/blobs/{sha256}"),
+            content=self._blob_body(sha256),
+            headers={
+                "Content-Type": content_type,
+                "Content-Length": str(size),
+                signing.PORTAL_HEADER: header,
+            },
+        )
+        self._check(response)
+        self.sent_blobs.add(sha256)
+
+    async def _send_event(self, message: Claimed) -> None:
+        for blob in message.blobs:
+            await self._put_blob(blob["sha256"], blob["content_type"], blob["size"])
+        body = message.payload.encode("utf-8")
+        response = await self.client.post(
+            self._url("/v1/events"),
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                signing.PORTAL_HEADER: signing.sign(self.settings.bureau_secret, body),
+            },
+        )
+        self._check(response)
+
+    async def _fetch_licence(self, message: Claimed) -> None:
+        job = json.loads(message.payload)
+        sha256 = job["sha256"]
+        response = await self.client.get(
+            self._url(f"/v1/blobs/{sha256}"),
+            headers={signing.PORTAL_HEADER: signing.sign(self.settings.bureau_secret, b"")},
+        )
+        self._check(response)
+        if hashlib.sha256(response.content).hexdigest() != sha256:
+            raise Permanent(f"licence {sha256[:12]}: the bureau served content with another hash")
+        await run_in_threadpool(
+            store_licence,
+            self.db,
+            self.store,
+            case_no=job["case_no"],
+            sha256=sha256,
+            content=response.content,
+        )
