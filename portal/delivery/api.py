@@ -1,0 +1,68 @@
+"""Delivery JSON API: the choice of 证照快递 / 窗口领取, and the GB/T 2260 divisions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from portal.api import ApiAccount
+from portal.cases import service as cases
+from portal.cases.schemas import CaseOut
+from portal.catalogue.models import Item
+from portal.db import DbSession
+from portal.delivery import service
+from portal.delivery.divisions import tree
+from portal.delivery.schemas import DeliveryIn, DivisionListOut
+from portal.errors import NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["delivery"])
+R401 = {401: {"description": "未登录"}}
+R404 = {404: {"description": "没有该办件（或不属于当前账户）"}}
+R409 = {409: {"description": "事项不提供快递，或证照已寄出、已通知领取"}}
+R422 = {422: {"description": "地址或大厅有误"}}
+# The divisions change once a year at most; phones may keep them for a day.
+CACHE = {"Cache-Control": "public, max-age=86400"}
+
+
+@router.put(
+    "/cases/{case_no}/delivery", response_model=CaseOut, responses=R401 | R404 | R409 | R422
+)
+def api_choose_delivery(
+    case_no: str, body: DeliveryIn, session: DbSession, account: ApiAccount
+) -> dict:
+    """Choose express post (`address`) or pickup at a hall (`hall`); may change until shipped."""
+    case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    service.choose_delivery(
+        session,
+        case=case,
+        item=item,
+        method=body.method,
+        hall=body.hall,
+        address=body.address.model_dump() if body.address else None,
+    )
+    return cases.case_view(session, case=case, item=item)
+
+
+@router.get("/divisions", response_model=DivisionListOut)
+def api_provinces(response: Response) -> dict:
+    """Provinces of GB/T 2260 that an express address can name."""
+    response.headers.update(CACHE)
+    divisions = tree().provinces
+    return {"code": None, "name": None, "divisions": [d.__dict__ for d in divisions]}
+
+
+@router.get(
+    "/divisions/{code}",
+    response_model=DivisionListOut,
+    responses={404: {"description": "没有这个行政区划代码"}},
+)
+def api_divisions(code: str, response: Response) -> dict:
+    """The cities of a province, or the districts of a city."""
+    divisions = tree()
+    parent = divisions.get(code)
+    children = divisions.children(code) if parent else []
+    if parent is None or not children:
+        raise NotFound("没有这个行政区划代码。", code="division_not_found")
+    response.headers.update(CACHE)
+    return {"code": parent.code, "name": parent.name, "divisions": [d.__dict__ for d in children]}

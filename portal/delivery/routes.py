@@ -1,0 +1,178 @@
+"""The delivery page: express address with province → city → district selects, or a hall.
+
+Without JavaScript the selects cascade on the server: "下一步" re-renders the page
+with the next select filled (nothing is saved until "保存"). With JavaScript,
+static/js/address.js fills the next select from /api/v1/divisions/{code} instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from portal.accounts.models import Account
+from portal.cases import service as cases
+from portal.cases.models import Case
+from portal.catalogue.models import Item
+from portal.catalogue.service import halls_of
+from portal.db import DbSession
+from portal.delivery import service
+from portal.delivery.divisions import postal_text, tree
+from portal.delivery.models import Delivery
+from portal.errors import Invalid
+from portal.security import mask_name, mask_phone
+from portal.web import CsrfForm, LoggedIn, flash, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+ADDRESS_KEYS = tuple(f"address.{name}" for name in service.ADDRESS_FIELDS)
+LABELS = {
+    "method": "领取方式",
+    "hall": "领取大厅",
+    "address.province": "省份",
+    "address.city": "城市",
+    "address.district": "区县",
+    "address.detail": "详细地址",
+    "address.recipient": "收件人姓名",
+    "address.phone": "收件人手机号码",
+    "address.postcode": "邮政编码",
+}
+
+
+def _item(session, case: Case) -> Item:
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    return item
+
+
+def _values_of(delivery: Delivery | None) -> dict[str, str]:
+    values = dict.fromkeys(("method", "hall", *ADDRESS_KEYS), "")
+    if delivery is None:
+        return values
+    values["method"] = delivery.method
+    values["hall"] = delivery.hall_code or ""
+    if delivery.method == "express":
+        for name, value in service.address_values(delivery).items():
+            values[f"address.{name}"] = value or ""
+    return values
+
+
+def _submitted(form) -> dict[str, str]:
+    values = {}
+    for key in ("method", "hall", *ADDRESS_KEYS):
+        value = form.get(key)
+        values[key] = value.strip()[:200] if isinstance(value, str) else ""
+    return values
+
+
+def _cascade(values: dict[str, str]) -> tuple[list, list, list]:
+    """Options of the three selects; a choice that no longer fits its parent is dropped."""
+    divisions = tree()
+    provinces = [(d.code, d.name) for d in divisions.provinces]
+    province = values["address.province"]
+    if province not in {code for code, _ in provinces}:
+        values["address.province"] = province = ""
+    cities = [(d.code, d.name) for d in divisions.children(province)] if province else []
+    if values["address.city"] not in {code for code, _ in cities}:
+        values["address.city"] = ""
+    city = values["address.city"]
+    districts = [(d.code, d.name) for d in divisions.children(city)] if city else []
+    if values["address.district"] not in {code for code, _ in districts}:
+        values["address.district"] = ""
+    return provinces, cities, districts
+
+
+def _page(
+    request: Request,
+    session,
+    case: Case,
+    item: Item,
+    account: Account,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    message: str = "",
+    status_code: int = 200,
+):
+    delivery = session.get(Delivery, case.id)
+    halls = halls_of(session, item)
+    provinces, cities, districts = _cascade(values)
+    method_options = []
+    if item.express:
+        method_options.append(("express", "快递寄送：审批局把证照寄到您填写的地址"))
+    if halls:
+        method_options.append(("pickup", "窗口领取：到政务服务大厅出件窗口领取"))
+    last = None
+    if delivery is None:
+        previous = service.last_address(session, account=account, exclude_case_id=case.id)
+        if previous is not None:
+            last = {
+                "place": postal_text(
+                    previous.province or "", previous.city or "", previous.district or ""
+                )
+                + (previous.detail or ""),
+                "recipient": f"{mask_name(previous.recipient)}，{mask_phone(previous.phone)}",
+            }
+    context: dict[str, Any] = {
+        "case": case,
+        "item": item,
+        "values": values,
+        "errors": errors or {},
+        "error_message": message,
+        "labels": LABELS,
+        "method_options": method_options,
+        "hall_options": [(h.code, f"{h.name}（{h.address}）") for h in halls],
+        "provinces": provinces,
+        "cities": cities,
+        "districts": districts,
+        "last_address": last,
+        "chosen": delivery is not None,
+    }
+    return render(request, "delivery/form.html", context, status_code=status_code)
+
+
+@router.get("/cases/{case_no}/delivery")
+def delivery_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = cases.get_own_case(session, account=account, case_no=case_no)
+    item = _item(session, case)
+    delivery = session.get(Delivery, case.id)
+    service.check_can_choose(case, delivery)
+    values = _values_of(delivery)
+    if not values["method"] and item.express != bool(halls_of(session, item)):
+        values["method"] = "express" if item.express else "pickup"  # only one way offered
+    return _page(request, session, case, item, account, values)
+
+
+@router.post("/cases/{case_no}/delivery")
+def delivery_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    item = _item(session, case)
+    service.check_can_choose(case, session.get(Delivery, case.id))
+    action = form.get("action")
+    values = _submitted(form)
+    if action == "cascade":
+        # "下一步" without JavaScript: show the next select; nothing is saved yet.
+        return _page(request, session, case, item, account, values)
+    if action == "reuse":
+        previous = service.last_address(session, account=account, exclude_case_id=case.id)
+        if previous is None:
+            return redirect(f"/cases/{case.case_no}/delivery")
+        values = _values_of(previous)
+    address = {name: values[f"address.{name}"] for name in service.ADDRESS_FIELDS}
+    try:
+        service.choose_delivery(
+            session,
+            case=case,
+            item=item,
+            method=values["method"],
+            hall=values["hall"],
+            address=address,
+        )
+    except Invalid as exc:
+        session.rollback()
+        return _page(request, session, case, item, account, values, exc.fields, exc.message, 422)
+    chosen = session.get(Delivery, case.id)
+    flash(request, f"已保存证照领取方式：{service.summary_text(session, chosen)}。")
+    return redirect(f"/cases/{case.case_no}#delivery")

@@ -1,0 +1,140 @@
+"""Tell the citizen about every change they should know of: a message in the message
+centre and an SMS, both written in the transaction of the change (states.after_transition).
+
+Texts live in one template per event, templates/notifications/<event>.txt, with three
+blocks: `title` and `body` for the message centre, `sms` for the text message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import Account
+from portal.cases import states
+from portal.cases.models import Case, TimelineEntry
+from portal.catalogue.models import Hall, Item
+from portal.delivery.models import Delivery
+from portal.notifications.models import Message
+from portal.notifications.service import create_message
+from portal.notifications.sms import queue_sms
+from portal.ratings.models import Rating
+from portal.resources import TEMPLATES_DIR
+
+log = logging.getLogger(__name__)
+
+# Transitions the citizen hears about (the citizen's own actions are not among them).
+NOTIFIED = frozenset(
+    {
+        "prereview.passed",
+        "prereview.returned",
+        "case.accepted",
+        "case.rejected",
+        "inspection.scheduled",
+        "case.approved",
+        "case.denied",
+        "licence.ready_for_pickup",
+        "licence.shipped",
+        "rating.reply",
+    }
+)
+# The bureau finishing a case: the moment to ask for a rating (not a withdrawal: the
+# citizen just acted themselves).
+FINISHING = frozenset({"case.approved", "case.denied", "case.rejected"})
+REMINDER = "rating.reminder"
+LINKS = {REMINDER: "/cases/{case_no}/rating"}
+
+
+def _cn_date(value: Any) -> str:
+    return f"{value.year}年{value.month}月{value.day}日" if value else ""
+
+
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES_DIR / "notifications")),
+    autoescape=False,  # noqa: S701 - plain text (SMS, message bodies shown escaped), never HTML
+    undefined=StrictUndefined,  # a typo in a text template fails its test, not silently
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["cn_date"] = _cn_date
+
+
+@dataclass(frozen=True)
+class Texts:
+    title: str
+    body: str
+    sms: str
+
+
+def render_texts(event: str, context: dict[str, Any]) -> Texts:
+    template = _env.get_template(f"{event}.txt")
+    ctx = template.new_context(context)
+    parts = {name: "".join(template.blocks[name](ctx)).strip() for name in ("title", "body", "sms")}
+    return Texts(**parts)
+
+
+def notify(session: Session, *, case: Case, event: str, detail: str = "") -> Message:
+    """One message in the centre and one SMS about `event` of `case`."""
+    account = session.get(Account, case.account_id)
+    item = session.get(Item, case.item_code)
+    assert account is not None and item is not None
+    delivery = session.get(Delivery, case.id)
+    hall = session.get(Hall, delivery.hall_code) if delivery and delivery.hall_code else None
+    context = {
+        "case": case,
+        "item": item,
+        "detail": detail,
+        "delivery": delivery,
+        "hall": hall,
+        "rating": session.get(Rating, case.id),
+    }
+    try:
+        texts = render_texts(event, context)
+    except TemplateError:
+        # A broken text must not turn the bureau's event away (it would be retried
+        # for a day); the citizen still hears that something happened.
+        log.exception("notification text %s failed for %s", event, case.case_no)
+        label = states.TRANSITIONS[event].label if event in states.TRANSITIONS else "新进展"
+        texts = Texts(
+            title=label,
+            body=f"您的办件 {case.case_no}（{item.name}）：{label}。请登录查看详情。",
+            sms=f"【武进区行政审批局】您的办件{case.case_no}：{label}，请登录查看详情。",
+        )
+    link = LINKS.get(event, "/cases/{case_no}").format(case_no=case.case_no)
+    message = create_message(
+        session,
+        account_id=account.id,
+        case_id=case.id,
+        type=event,
+        title=texts.title,
+        body=texts.body,
+        link=link,
+    )
+    queue_sms(
+        session,
+        account_id=account.id,
+        phone=account.phone,
+        event=event,
+        text=texts.sms,
+        path=link,
+        case_no=case.case_no,
+    )
+    return message
+
+
+def _reminded(session: Session, case: Case) -> bool:
+    query = select(Message.id).where(Message.case_id == case.id, Message.type == REMINDER)
+    return session.scalars(query.limit(1)).first() is not None
+
+
+@states.after_transition
+def on_transition(session: Session, case: Case, key: str, entry: TimelineEntry) -> None:
+    if key in NOTIFIED:
+        notify(session, case=case, event=key, detail=entry.detail)
+    if key in FINISHING and session.get(Rating, case.id) is None and not _reminded(session, case):
+        notify(session, case=case, event=REMINDER)

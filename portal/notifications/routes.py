@@ -1,0 +1,51 @@
+"""消息中心 pages: the list with unread ones marked, one message, mark all read."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from portal.cases.models import Case
+from portal.db import DbSession
+from portal.notifications import hooks, service
+from portal.web import CsrfForm, LoggedIn, flash, redirect, render, safe_next
+
+# Importing `hooks` registers the transition hook that writes the messages.
+_ = hooks
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/messages")
+def messages_page(request: Request, session: DbSession, account: LoggedIn):
+    messages = service.list_messages(session, account=account)
+    return render(request, "notifications/list.html", {"messages": messages})
+
+
+@router.get("/messages/{message_id}")
+def message_page(request: Request, message_id: str, session: DbSession, account: LoggedIn):
+    message = service.get_own_message(session, account=account, message_id=message_id)
+    unread = getattr(request.state, "unread", 0)
+    if message.read_at is None:
+        # This GET's own session only reads; opening a message is a short write of its own.
+        with request.app.state.db.session(write=True) as write, write.begin():
+            unread -= service.mark_read(write, account=account, message_ids=[message.id])
+    case_no = None
+    if message.case_id is not None:
+        case = session.get(Case, message.case_id)
+        case_no = case.case_no if case else None
+    return render(
+        request,
+        "notifications/detail.html",
+        {
+            "message": message,
+            "case_no": case_no,
+            "link": safe_next(message.link, "") if message.link else "",
+            "unread": max(0, unread),
+        },
+    )
+
+
+@router.post("/messages/read")
+def mark_all_read(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
+    count = service.mark_read(session, account=account)
+    flash(request, f"已将 {count} 条消息标为已读。" if count else "没有未读消息。")
+    return redirect("/messages")
