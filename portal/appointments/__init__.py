@@ -1,0 +1,1 @@
+"""预约: booking a half-day slot at a hall window, for on-site handling or a pickup."""

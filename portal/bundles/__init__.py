@@ -1,0 +1,1 @@
+"""一件事 bundles: several items applied for with one form, one checklist, one submission."""

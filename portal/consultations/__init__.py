@@ -1,0 +1,1 @@
+"""12345 consultations and complaints, forwarded to the bureau and answered there."""

@@ -1,0 +1,1 @@
+"""材料一套清: each account's document library, reused across applications."""

@@ -1,0 +1,223 @@
+"""Retention (PIPL art. 19, GB/T 35273 §6.1): personal data kept no longer than its purpose needs.
+
+* A draft nobody touched for `draft_retention_days` (30) is deleted with its files:
+  it was never sent, so nothing else needs it.
+* A case withdrawn or not accepted (不予受理) `closed_files_retention_days` (90) ago
+  loses its uploaded files; the case and its timeline stay (the record that it
+  existed and how it ended), with an entry saying the files were removed.
+
+A file (blob) is removed from disk only when nothing references it any more: no
+other case's files, no library document (材料库, which the citizen manages),
+no licence, no message still waiting to be sent. Files nothing has referenced
+for a day (taken off a draft, deleted from the library, left behind by a
+failed request) go the same way: kept for no purpose, they are kept too long.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.bundles.models import BundleApplication
+from portal.cases import states
+from portal.cases.models import Case
+from portal.clock import utcnow
+from portal.db import Database
+from portal.exchange.models import OutboxMessage
+from portal.exchange.outbox import PENDING
+from portal.library.models import LibraryDocument
+from portal.materials.models import Blob, CaseFile
+from portal.materials.storage import SHA_RE, BlobStore
+from portal.settings import Settings
+
+log = logging.getLogger(__name__)
+CLOSED_STATUSES = (states.WITHDRAWN, states.REJECTED)
+# Unreferenced files younger than this stay: a request may be about to reference them.
+ORPHAN_GRACE = timedelta(days=1)
+
+
+@dataclass
+class PurgeReport:
+    drafts: list[str] = field(default_factory=list)  # case numbers of deleted drafts
+    emptied: list[str] = field(default_factory=list)  # closed cases whose files were removed
+    files: int = 0  # CaseFile rows removed
+    blobs: list[str] = field(default_factory=list)  # blobs removed from disk
+    strays: int = 0  # files on disk without a record, temp files of failed requests
+
+    def lines(self) -> list[str]:
+        return [
+            f"删除草稿 {len(self.drafts)} 件 / drafts deleted: {' '.join(self.drafts) or '-'}",
+            f"清除材料文件的已撤回、不予受理办件 {len(self.emptied)} 件 / closed cases emptied: "
+            f"{' '.join(self.emptied) or '-'}",
+            f"删除文件记录 {self.files} 条，磁盘文件 {len(self.blobs)} 个 / "
+            f"file records {self.files}, stored files {len(self.blobs)}",
+            f"清理无记录的残留文件 {self.strays} 个 / stray files {self.strays}",
+        ]
+
+
+def _referenced(session: Session, sha256: str, licences: set[str], outgoing: set[str]) -> bool:
+    if sha256 in licences or sha256 in outgoing:
+        return True
+    in_cases = exists().where(CaseFile.sha256 == sha256)
+    in_library = exists().where(LibraryDocument.sha256 == sha256)
+    return bool(session.scalar(select(in_cases | in_library)))
+
+
+def purge_expired(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> tuple[PurgeReport, list[str]]:
+    """Delete expired drafts and closed cases' files in `session`; never commits.
+
+    Returns the report and the blobs whose rows were deleted: the caller removes
+    those from disk (`purge`) while its transaction still holds them.
+    """
+    now = now or utcnow()
+    report = PurgeReport()
+    candidates: set[str] = set()
+
+    draft_cutoff = now - timedelta(days=settings.draft_retention_days)
+    drafts = list(
+        session.scalars(
+            select(Case)
+            .where(Case.status == states.DRAFT, Case.updated_at < draft_cutoff)
+            .order_by(Case.id)
+        )
+    )
+    for case in drafts:
+        candidates.update(
+            session.scalars(select(CaseFile.sha256).where(CaseFile.case_id == case.id))
+        )
+        report.drafts.append(case.case_no)
+    if drafts:
+        ids = [c.id for c in drafts]
+        bundle_ids = {c.bundle_application_id for c in drafts} - {None}
+        session.execute(delete(CaseFile).where(CaseFile.case_id.in_(ids)))
+        # Timeline, delivery choice, appointments, messages go with it (ON DELETE CASCADE).
+        for case in drafts:
+            session.delete(case)
+        session.flush()
+        # A draft 一件事 application left without any case is gone too.
+        for app_id in bundle_ids:
+            left = session.scalar(select(exists().where(Case.bundle_application_id == app_id)))
+            application = session.get(BundleApplication, app_id)
+            if not left and application is not None and application.status == "draft":
+                session.delete(application)
+
+    closed_cutoff = now - timedelta(days=settings.closed_files_retention_days)
+    closed = session.scalars(
+        select(Case)
+        .where(
+            Case.status.in_(CLOSED_STATUSES),
+            Case.finished_at.is_not(None),
+            Case.finished_at < closed_cutoff,
+            exists().where(CaseFile.case_id == Case.id),
+        )
+        .order_by(Case.id)
+    )
+    for case in list(closed):
+        files = list(session.scalars(select(CaseFile).where(CaseFile.case_id == case.id)))
+        candidates.update(f.sha256 for f in files)
+        for f in files:
+            session.delete(f)
+        report.files += len(files)
+        report.emptied.append(case.case_no)
+        states.record(
+            session,
+            case,
+            type="files.purged",
+            label="材料文件已按保存期限删除",
+            detail=f"办件{states.STATUS_LABELS[case.status]}已满 "
+            f"{settings.closed_files_retention_days} 天，删除上传的 {len(files)} 个材料文件。",
+        )
+    session.flush()
+
+    # Files nothing references any more, whatever made them so.
+    candidates.update(
+        session.scalars(
+            select(Blob.sha256).where(
+                Blob.created_at < now - ORPHAN_GRACE,
+                ~exists().where(CaseFile.sha256 == Blob.sha256),
+                ~exists().where(LibraryDocument.sha256 == Blob.sha256),
+            )
+        )
+    )
+
+    removed: list[str] = []
+    if candidates:
+        licences = {
+            lic["sha256"]
+            for lic in session.scalars(select(Case.licence).where(Case.licence.is_not(None)))
+            if isinstance(lic, dict) and lic.get("sha256")
+        }
+        outgoing = {
+            sha
+            for blobs in session.scalars(
+                select(OutboxMessage.blobs).where(OutboxMessage.status == PENDING)
+            )
+            for sha in blobs or []
+        }
+        for sha256 in sorted(candidates):
+            if _referenced(session, sha256, licences, outgoing):
+                continue
+            try:
+                # A row someone references right now (PostgreSQL) stays: skipped, not failed.
+                with session.begin_nested():
+                    session.execute(delete(Blob).where(Blob.sha256 == sha256))
+            except IntegrityError:
+                continue
+            removed.append(sha256)
+    report.blobs = removed
+    return report, removed
+
+
+def purge(
+    db: Database, store: BlobStore, settings: Settings, now: datetime | None = None
+) -> PurgeReport:
+    """Run the retention rules in one transaction; the files leave disk inside it.
+
+    Files are unlinked while the write transaction is still open, so an upload of
+    the same content cannot slip in between (on SQLite it waits for the lock; a
+    blob whose row could not be deleted keeps its file). Should the commit fail,
+    the rows stay and the next run tidies them.
+    """
+    now = now or utcnow()
+    with db.session(write=True) as session, session.begin():
+        report, removed = purge_expired(session, settings=settings, now=now)
+        for sha256 in removed:
+            store.delete(sha256)
+        report.strays = remove_strays(session, store, now=now)
+    if report.drafts or report.emptied or report.blobs or report.strays:
+        log.info(
+            "retention: %d drafts deleted, %d closed cases emptied, %d files removed, %d strays",
+            len(report.drafts),
+            len(report.emptied),
+            len(report.blobs),
+            report.strays,
+        )
+    return report
+
+
+def remove_strays(session: Session, store: BlobStore, *, now: datetime, batch: int = 500) -> int:
+    """Stored files without a record and temp files, untouched for a day (crash leftovers)."""
+    cutoff = (now - ORPHAN_GRACE).timestamp()
+    count = 0
+    for path in store.tmp.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            count += 1
+    old = [p for p in store.root.rglob("*") if p.is_file() and p.stat().st_mtime < cutoff]
+    for start in range(0, len(old), batch):
+        chunk = {p.name: p for p in old[start : start + batch]}
+        known = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(chunk)))))
+        for name, path in chunk.items():
+            if name not in known:
+                path.unlink(missing_ok=True)
+                if SHA_RE.match(name):
+                    store.thumb_path(name).unlink(missing_ok=True)
+                count += 1
+    return count

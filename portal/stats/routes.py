@@ -1,0 +1,16 @@
+"""改革成效: a public page of live figures, as SVG charts with a table behind each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from portal.db import DbSession
+from portal.stats import service
+from portal.web import CurrentAccount, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/stats")
+def stats_page(request: Request, session: DbSession, account: CurrentAccount):
+    return render(request, "stats/stats.html", service.page_context(session))
