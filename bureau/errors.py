@@ -1,0 +1,105 @@
+"""Expected failures: domain exceptions carrying an HTTP status, a code and a 中文 message."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A failure the caller can understand; one handler turns it into a page or JSON."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+        self.headers = headers or {}
+
+    def to_json(self) -> dict[str, object]:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.fields:
+            error["fields"] = self.fields
+        return {"error": error}
+
+
+class BadRequest(DomainError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidSignature(DomainError):
+    status = 401
+    code = "invalid_signature"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class UnknownCase(NotFound):
+    code = "unknown_case"
+
+    def __init__(self, case_no: str | None) -> None:
+        super().__init__(f"办件 {case_no} 不存在。")
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(DomainError):
+    status = 413
+    code = "too_large"
+
+
+class Invalid(DomainError):
+    """Input that fails validation: `fields` maps each field at fault to a 中文 reason."""
+
+    status = 422
+    code = "invalid"
+
+    def __init__(
+        self,
+        fields: dict[str, str],
+        message: str = "提交的内容有误，请按提示修改。",
+        *,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, fields=fields, code=code)
+
+
+class InvalidEvent(Invalid):
+    code = "invalid_event"
+
+    def __init__(self, fields: dict[str, str], message: str = "事件格式不正确。") -> None:
+        super().__init__(fields, message)
+
+
+class Throttled(DomainError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
