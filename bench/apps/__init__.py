@@ -1,0 +1,1 @@
+"""Bare baselines started beside the portal: the ceiling each ratio is measured against."""

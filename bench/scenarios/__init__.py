@@ -1,0 +1,1 @@
+"""One module per group of ratios; each `run(stack, out)` appends Results to `out`."""
