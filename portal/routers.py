@@ -1,0 +1,62 @@
+"""Every router of the app, in the order they are matched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def all_routers() -> list[APIRouter]:
+    from portal import health, metrics
+    from portal.accounts import api as accounts_api
+    from portal.accounts import routes as accounts_routes
+    from portal.appointments import api as appointments_api
+    from portal.appointments import routes as appointments_routes
+    from portal.bundles import api as bundles_api
+    from portal.bundles import routes as bundles_routes
+    from portal.cases import api as cases_api
+    from portal.cases import routes as cases_routes
+    from portal.catalogue import api as catalogue_api
+    from portal.catalogue import routes as catalogue_routes
+    from portal.consultations import api as consultations_api
+    from portal.consultations import routes as consultations_routes
+    from portal.delivery import api as delivery_api
+    from portal.delivery import routes as delivery_routes
+    from portal.exchange import callbacks
+    from portal.library import api as library_api
+    from portal.library import routes as library_routes
+    from portal.notifications import api as notifications_api
+    from portal.notifications import routes as notifications_routes
+    from portal.ratings import api as ratings_api
+    from portal.ratings import routes as ratings_routes
+    from portal.stats import routes as stats_routes
+    from portal.status import api as status_api
+    from portal.status import routes as status_routes
+
+    return [
+        health.router,
+        metrics.router,
+        catalogue_api.router,
+        accounts_api.router,
+        cases_api.router,
+        bundles_api.router,
+        library_api.router,
+        appointments_api.router,
+        consultations_api.router,
+        delivery_api.router,
+        ratings_api.router,
+        notifications_api.router,
+        status_api.router,
+        callbacks.router,
+        catalogue_routes.router,
+        accounts_routes.router,
+        cases_routes.router,
+        bundles_routes.router,
+        library_routes.router,
+        appointments_routes.router,
+        consultations_routes.router,
+        stats_routes.router,
+        delivery_routes.router,
+        ratings_routes.router,
+        notifications_routes.router,
+        status_routes.router,
+    ]
