@@ -53,7 +53,9 @@ def _port_free(port: int) -> bool:
 def main() -> int:
     for name, port in (("PORTAL_PORT", PORTAL_PORT), ("BUREAU_PORT", BUREAU_PORT)):
         if not _port_free(port):
-            print(f"Port {port} is already in use. Stop what uses it, or choose another: make run {name}=<port>")
+            print(
+                f"Port {port} is already in use. Stop what uses it, or choose another: make run {name}=<port>"
+            )
             return 1
     var = Path("var").resolve()
     secret = _kept(var / "exchange-secret", lambda: secrets.token_urlsafe(32))
