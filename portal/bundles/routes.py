@@ -134,6 +134,7 @@ async def upload(
         received = await receive_file(
             request,
             store,
+            session=session,
             max_bytes=settings.max_upload_bytes,
             csrf_check=lambda token: csrf_valid(request, token),
         )

@@ -393,6 +393,10 @@ def upload_once(
     store: BlobStore,
 ) -> list[CaseFile]:
     """One upload reaches every item that asks for this material type; the blob is kept once."""
+    # The upload ran outside any transaction: read the application and its cases again.
+    session.refresh(application, with_for_update=True)
+    for case in application_cases(session, application):
+        session.refresh(case)
     ensure_draft(application)
     _, linked, items = _context(session, application)
     attached = []

@@ -106,7 +106,7 @@ async def api_upload(
     )
     store = request.app.state.store
     received = await receive_file(
-        request, store, max_bytes=request.app.state.settings.max_upload_bytes
+        request, store, session=session, max_bytes=request.app.state.settings.max_upload_bytes
     )
     try:
         case_file = await run_in_threadpool(
@@ -208,7 +208,7 @@ async def api_supplement_upload(
     )
     store = request.app.state.store
     received = await receive_file(
-        request, store, max_bytes=request.app.state.settings.max_upload_bytes
+        request, store, session=session, max_bytes=request.app.state.settings.max_upload_bytes
     )
     try:
         case_file = await run_in_threadpool(

@@ -122,6 +122,7 @@ async def upload_file(
         received = await receive_file(
             request,
             store,
+            session=session,
             max_bytes=settings.max_upload_bytes,
             csrf_check=lambda token: csrf_valid(request, token),
         )
@@ -319,6 +320,7 @@ async def supplement_upload(
         received = await receive_file(
             request,
             store,
+            session=session,
             max_bytes=settings.max_upload_bytes,
             csrf_check=lambda token: csrf_valid(request, token),
         )

@@ -476,6 +476,7 @@ def attach_supplement_file(
     """Keep a file for a deferred material; it leaves with `supplement_materials`."""
     from portal.materials.service import ensure_blob  # materials imports this module
 
+    session.refresh(case, with_for_update=True)  # the upload ran outside any transaction
     check_can_supplement(session, case=case, item=item, material_code=material_code)
     ensure_blob(session, store, received)
     case_file = CaseFile(

@@ -74,7 +74,12 @@ def attach_file(
     received: ReceivedFile,
     store: BlobStore,
 ) -> CaseFile:
-    """Record an uploaded file against one material of a case."""
+    """Record an uploaded file against one material of a case.
+
+    The case is read again first (and locked on PostgreSQL): the upload may have
+    taken minutes outside any transaction, and it may have been submitted meanwhile.
+    """
+    session.refresh(case, with_for_update=True)
     check_can_upload(session, case=case, item=item, material_code=material_code)
     ensure_blob(session, store, received)
     case_file = CaseFile(

@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from portal.errors import DomainError, Forbidden, TooLarge, UnsupportedType
@@ -127,12 +129,17 @@ class _Receiver:
 
 
 async def receive_file(
-    request: Request, store: BlobStore, *, max_bytes: int, csrf_check=None
+    request: Request, store: BlobStore, *, session: Session, max_bytes: int, csrf_check=None
 ) -> ReceivedFile:
     """Stream the `file` part of a multipart request into the store's temp area, checked.
 
     `csrf_check(token) -> bool` is given for cookie-authenticated pages. The caller
     must keep (`store.keep`) or discard (`writer.discard`) the returned file.
+
+    The request's transaction (`session`) is committed before the first byte is
+    read: a phone on a slow line may take minutes to send its file, and an open
+    transaction would hold SQLite's write lock, or a PostgreSQL connection, all that
+    time. The caller's attach step re-reads what it checks (`session.refresh`).
     """
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
@@ -145,6 +152,7 @@ async def receive_file(
             f"文件超过 {max_bytes // (1024 * 1024)} MB 的上限，请压缩或分页扫描后再上传。",
             code="too_large",
         )
+    await run_in_threadpool(session.commit)
     receiver = _Receiver(store, max_bytes, csrf_check)
     callbacks = {
         name: getattr(receiver, name)
