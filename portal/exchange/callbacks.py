@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from portal.db import DbSession
@@ -55,6 +56,12 @@ async def bureau_event(request: Request, session: DbSession) -> JSONResponse:
         envelope = EnvelopeIn.model_validate(json.loads(body))
     except (ValueError, ValidationError) as exc:
         return _error(422, "invalid_event", f"事件格式不正确：{_short(exc)}")
+    # Every database step runs in the threadpool: on SQLite a write transaction may
+    # wait for the lock, and the event loop must never wait with it.
+    return await run_in_threadpool(_process, session, envelope)
+
+
+def _process(session: Session, envelope: EnvelopeIn) -> JSONResponse:
     # Duplicates first: a replay answers "duplicate" even if its type is no longer known.
     if session.get(InboundEvent, envelope.event_id) is not None:
         return JSONResponse({"status": "duplicate"})
@@ -65,39 +72,32 @@ async def bureau_event(request: Request, session: DbSession) -> JSONResponse:
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         return _error(422, "invalid_event", f"事件数据不正确：{_short(exc)}")
-    return await _apply(request, session, envelope, data)
-
-
-async def _apply(request: Request, session, envelope: EnvelopeIn, data) -> JSONResponse:
-    def work() -> JSONResponse:
-        try:
-            with session.begin_nested():
-                session.add(
-                    InboundEvent(
-                        event_id=envelope.event_id, type=envelope.type, case_no=envelope.case_no
-                    )
+    try:
+        with session.begin_nested():
+            session.add(
+                InboundEvent(
+                    event_id=envelope.event_id, type=envelope.type, case_no=envelope.case_no
                 )
-                session.flush()
-        except IntegrityError:
-            return JSONResponse({"status": "duplicate"})  # the same event raced in just now
-        try:
-            apply_bureau_event(session, envelope=envelope, data=data)
+            )
             session.flush()
-        except NotFound as exc:
-            session.rollback()
-            return _error(404, "unknown_case", exc.message)
-        except Conflict as exc:
-            session.rollback()
-            return _error(409, "conflict", exc.message)
-        log.info(
-            "bureau event %s %s applied",
-            envelope.type,
-            envelope.event_id,
-            extra={"case_no": envelope.case_no},
-        )
-        return JSONResponse({"status": "ok"})
-
-    return await run_in_threadpool(work)
+    except IntegrityError:
+        return JSONResponse({"status": "duplicate"})  # the same event raced in just now
+    try:
+        apply_bureau_event(session, envelope=envelope, data=data)
+        session.flush()
+    except NotFound as exc:
+        session.rollback()
+        return _error(404, "unknown_case", exc.message)
+    except Conflict as exc:
+        session.rollback()
+        return _error(409, "conflict", exc.message)
+    log.info(
+        "bureau event %s %s applied",
+        envelope.type,
+        envelope.event_id,
+        extra={"case_no": envelope.case_no},
+    )
+    return JSONResponse({"status": "ok"})
 
 
 def _short(exc: Exception) -> str:
