@@ -7,10 +7,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
+from urllib.parse import unquote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -19,7 +21,7 @@ from starlette.types import Scope
 
 from portal.api import validation_error_body
 from portal.db import Database
-from portal.errors import DomainError
+from portal.errors import DomainError, Invalid
 from portal.materials.storage import BlobStore, key_ring
 from portal.metrics import RequestMetrics
 from portal.middleware import RequestContext, SecurityHeaders, apply_security_headers
@@ -90,7 +92,45 @@ def _error_response(request: Request, status: int, body: dict[str, Any], headers
     )
 
 
+NUL_MESSAGE = "请求中含有无效字符（空字符），请检查后重试。"
+TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """A NUL character is never part of a real case number, name or address.
+
+    PostgreSQL cannot store or even compare text holding one (a 500 there, while
+    SQLite would keep it): refuse it up front in the path, the query and small text
+    bodies, the same on every backend. Multipart uploads are streamed and not read here.
+    """
+    if "\x00" in request.url.path or "\x00" in unquote(request.url.query):
+        raise Invalid({}, NUL_MESSAGE)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method in ("POST", "PUT", "PATCH") and content_type in TEXT_BODIES:
+        body = await request.body()  # cached on the request: the route reads the same bytes
+        if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
+            raise Invalid({}, NUL_MESSAGE)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DataError)
+    async def unsavable_input(request: Request, exc: DataError) -> Response:
+        # Input the database cannot store (a NUL in a text field, a number out of range)
+        # that got past validation: the citizen's request is wrong, not the portal.
+        log.warning(
+            "database refused input on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc.orig).__name__,
+        )
+        body = {
+            "error": {
+                "code": "invalid",
+                "message": "提交的内容中含有无法保存的字符或数值，请检查后重新提交。",
+            }
+        }
+        return _error_response(request, 422, body)
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
         return _error_response(request, exc.status, exc.to_json(), exc.headers or None)
@@ -174,6 +214,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     app.state.db = db

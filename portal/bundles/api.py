@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -23,12 +21,12 @@ from portal.bundles.schemas import (
 )
 from portal.cases.api import UPLOAD_BODY
 from portal.cases.models import Case
-from portal.db import DbSession
+from portal.db import DbSession, RowId
 from portal.materials.upload import receive_file
 
 router = APIRouter(prefix="/api/v1", tags=["bundles"])
 # Ids are 32-bit integers in the database; larger numbers are refused as invalid, not a 500.
-AppId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+AppId = RowId
 
 R401 = {401: {"description": "未登录"}}
 R404 = {404: {"description": "没有该一件事（或申请不属于当前账户）"}}

@@ -17,7 +17,7 @@ from portal.cases.schemas import (
     WithdrawalIn,
 )
 from portal.catalogue.models import Item
-from portal.db import DbSession
+from portal.db import DbSession, RowId
 from portal.library import service as library
 from portal.materials import service as materials
 from portal.materials.upload import receive_file
@@ -144,7 +144,7 @@ async def api_upload(
     responses=R401 | R404 | R409,
 )
 def api_delete_file(
-    case_no: str, material_code: str, file_id: int, session: DbSession, account: ApiAccount
+    case_no: str, material_code: str, file_id: RowId, session: DbSession, account: ApiAccount
 ):
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
     materials.remove_file(session, case=case, file_id=file_id, material_code=material_code)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.cases import pages, service, states
 from portal.catalogue.models import Item
-from portal.db import DbSession
+from portal.db import DbSession, RowId
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.library import service as library
 from portal.materials import service as materials
@@ -168,7 +168,7 @@ def delete_file(
     request: Request,
     case_no: str,
     material_code: str,
-    file_id: int,
+    file_id: RowId,
     session: DbSession,
     account: LoggedIn,
     form: CsrfForm,
@@ -202,13 +202,17 @@ def _file_response(request: Request, case_file, *, thumb: bool = False) -> Respo
 
 
 @router.get("/cases/{case_no}/files/{file_id}")
-def view_file(request: Request, case_no: str, file_id: int, session: DbSession, account: LoggedIn):
+def view_file(
+    request: Request, case_no: str, file_id: RowId, session: DbSession, account: LoggedIn
+):
     case = service.get_own_case(session, account=account, case_no=case_no)
     return _file_response(request, materials.get_case_file(session, case=case, file_id=file_id))
 
 
 @router.get("/cases/{case_no}/files/{file_id}/thumb")
-def view_thumb(request: Request, case_no: str, file_id: int, session: DbSession, account: LoggedIn):
+def view_thumb(
+    request: Request, case_no: str, file_id: RowId, session: DbSession, account: LoggedIn
+):
     case = service.get_own_case(session, account=account, case_no=case_no)
     return _file_response(
         request, materials.get_case_file(session, case=case, file_id=file_id), thumb=True

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from portal.api import ApiAccount
 from portal.cases import service as cases
 from portal.cases.schemas import FileOut
 from portal.catalogue.models import Item
-from portal.db import DbSession
+from portal.db import DbSession, RowId
 from portal.library import service
 from portal.library.schemas import DocumentListOut, DocumentOut, PickIn, ValidityIn
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
-DocId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DocId = RowId
 R401 = {401: {"description": "未登录"}}
 R404 = {404: {"description": "没有该材料（或不属于当前账户）"}}
 
