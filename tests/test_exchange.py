@@ -343,3 +343,50 @@ def test_accepted_date_is_cst(client, auth):
         status(client, auth, case["case_no"])["due_date"]
         == add_working_days(accepted_day, item["promised_days"]).isoformat()
     )
+
+
+def test_deliveries_finishing_together_are_recorded_together(client, settings, db):
+    """Group commit: 30 events to 30 cases, answered together, need far fewer than 30
+    write transactions, and every one of them ends delivered exactly once."""
+    from portal.exchange import outbox
+
+    with db.session(write=True) as session, session.begin():
+        for n in range(30):
+            outbox.enqueue_event(
+                session,
+                type="case.withdrawn",
+                case_no=f"WJ20261201{n:06d}",
+                data={"reason": "测试"},
+            )
+    released = asyncio.Event()
+    arrived = 0
+
+    async def slow_bureau(request: httpx.Request) -> httpx.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived >= 16:  # everything in flight at once, then all answered together
+            released.set()
+        await released.wait()
+        return httpx.Response(200, json={"status": "ok"})
+
+    dispatcher = Dispatcher(settings, db)
+    groups: list[int] = []
+    record = dispatcher._delivered
+
+    def counted(messages):
+        groups.append(len(messages))
+        record(messages)
+
+    dispatcher._delivered = counted
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(slow_bureau)) as http:
+            dispatcher.client = http
+            while await dispatcher.run_once():
+                pass
+
+    asyncio.run(go())
+    assert sum(groups) == 30 and len(groups) < 30, groups
+    with db.session() as session:
+        rows = session.scalars(select(OutboxMessage)).all()
+    assert {(m.status, m.attempts) for m in rows} == {("delivered", 1)}

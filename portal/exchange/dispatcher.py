@@ -129,6 +129,9 @@ class Dispatcher:
         self._retention_check_at = 0.0  # time.monotonic() of the next look
         self._retention_task: asyncio.Task[None] | None = None
         self.sent_blobs: set[str] = set()
+        # Group commit of deliveries: see _record_delivered.
+        self._done: list[tuple[Claimed, asyncio.Future[None]]] = []
+        self._recording = False
         self.handlers = {
             "bureau_event": self._send_event,
             "licence_fetch": self._fetch_licence,
@@ -302,7 +305,43 @@ class Dispatcher:
                 self._failed, message, f"{type(exc).__name__}: {exc}", None, None, False
             )
         else:
-            await run_in_threadpool(self._delivered, message)
+            await self._record_delivered(message)
+
+    async def _record_delivered(self, message: Claimed) -> None:
+        """Record a delivery, together with every other one that finished meanwhile.
+
+        With up to CONCURRENCY sends in flight, one write transaction per delivery
+        queued them all on SQLite's single writer (the bench measured 2.8 ms each,
+        one after another). Deliveries that finish while a group is being written
+        join the next group: one transaction for all of them. Each caller still
+        returns only once its own delivery is committed, so the next pass claims
+        from the true state and per-case order holds.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.append((message, future))
+        if not self._recording:
+            self._recording = True
+            asyncio.create_task(self._record_groups(), name="outbox-record")
+        await future
+
+    async def _record_groups(self) -> None:
+        try:
+            while self._done:
+                group, self._done = self._done, []
+                try:
+                    await run_in_threadpool(self._delivered, [m for m, _ in group])
+                except BaseException as exc:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._recording = False
 
     # --- outcomes ---------------------------------------------------------------------
     def _mine(self, message: Claimed):
@@ -312,18 +351,20 @@ class Dispatcher:
             OutboxMessage.status == PENDING,
         )
 
-    def _delivered(self, message: Claimed) -> None:
+    def _delivered(self, messages: list[Claimed]) -> None:
+        now = utcnow()
         with self.db.session(write=True) as session, session.begin():
-            session.execute(
-                self._mine(message).values(
-                    status=DELIVERED,
-                    delivered_at=utcnow(),
-                    attempts=message.attempts + 1,
-                    locked_until=None,
-                    locked_by=None,
-                    last_error=None,
+            for message in messages:
+                session.execute(
+                    self._mine(message).values(
+                        status=DELIVERED,
+                        delivered_at=now,
+                        attempts=message.attempts + 1,
+                        locked_until=None,
+                        locked_by=None,
+                        last_error=None,
+                    )
                 )
-            )
 
     def _failed(
         self,
