@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -32,11 +33,15 @@ def calendar_covers(day: date) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=8192)
 def is_working_day(day: date) -> bool:
     """Official working day: holidays off, adjusted weekend days (调休) on.
 
     For a year whose calendar the State Council has not yet published, Monday to
     Friday are assumed; `calendar_covers` tells callers to call such dates provisional.
+    Cached: every case page counts the working days to its due date, and the
+    calendar data is fixed for the life of the process (a new year's calendar comes
+    with a new chinese-calendar release, hence a restart).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -49,7 +49,15 @@ class Base(DeclarativeBase):
 def make_engine(url: str) -> Engine:
     """An engine tuned per backend: SQLite gets WAL and a busy timeout so two processes can write."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Connections are cheap to keep and costly to open (the pragmas below): keep as
+        # many as requests run at once, so the pool does not open and close overflow
+        # connections on every busy second.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
