@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -93,7 +94,23 @@ def _error_response(request: Request, status: int, body: dict[str, Any], headers
 
 
 NUL_MESSAGE = "请求中含有无效字符（空字符），请检查后重试。"
+NUL_FIELD = "含有无效字符（空字符），请删除后重新填写"
 TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def _nul_fields(value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the strings holding NUL in a parsed JSON body (keys included)."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if "\x00" in str(key) else _nul_fields(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nul_fields(item, f"{path}.{index}" if path else str(index))
+    return found
 
 
 async def refuse_nul_characters(request: Request) -> None:
@@ -101,15 +118,26 @@ async def refuse_nul_characters(request: Request) -> None:
 
     PostgreSQL cannot store or even compare text holding one (a 500 there, while
     SQLite would keep it): refuse it up front in the path, the query and small text
-    bodies, the same on every backend. Multipart uploads are streamed and not read here.
+    bodies, the same on every backend, naming the fields that hold it. Multipart
+    uploads are streamed and not read here.
     """
     if "\x00" in request.url.path or "\x00" in unquote(request.url.query):
         raise Invalid({}, NUL_MESSAGE)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if request.method in ("POST", "PUT", "PATCH") and content_type in TEXT_BODIES:
-        body = await request.body()  # cached on the request: the route reads the same bytes
-        if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
-            raise Invalid({}, NUL_MESSAGE)
+    if request.method not in ("POST", "PUT", "PATCH") or content_type not in TEXT_BODIES:
+        return
+    body = await request.body()  # cached on the request: the route reads the same bytes
+    if b"\x00" not in body and b"\\u0000" not in body and b"%00" not in body:
+        return
+    if content_type == "application/json":
+        try:
+            fields = _nul_fields(json.loads(body))
+        except ValueError:
+            fields = ["body"]
+    else:
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        fields = [name for name, value in pairs if "\x00" in name + value] or ["body"]
+    raise Invalid(dict.fromkeys(fields, NUL_FIELD), NUL_MESSAGE)
 
 
 def install_error_handlers(app: FastAPI) -> None:

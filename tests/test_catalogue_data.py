@@ -82,7 +82,9 @@ def item_ids(items):
 
 def test_file_is_utf8_two_space_indent_unescaped():
     assert "\\u" not in RAW, "Chinese text must be stored unescaped"
-    assert json.dumps(DATA, ensure_ascii=False, indent=2) + "\n" == RAW, "file must be 2-space indented JSON"
+    assert json.dumps(DATA, ensure_ascii=False, indent=2) + "\n" == RAW, (
+        "file must be 2-space indented JSON"
+    )
 
 
 def test_top_level_shape():
@@ -145,7 +147,9 @@ def test_fields(item):
         assert f["label"]
         assert isinstance(f["required"], bool)
         if f["type"] == "select":
-            assert f.get("options") and all(isinstance(o, str) and o for o in f["options"]), f["name"]
+            assert f.get("options") and all(isinstance(o, str) and o for o in f["options"]), f[
+                "name"
+            ]
             assert len(set(f["options"])) == len(f["options"])
         else:
             assert "options" not in f, f["name"]

@@ -166,7 +166,7 @@ def test_control_characters_and_odd_ids_are_4xx(app, auth):
         headers=auth,
     )
     assert bad.status_code == 422 and set(bad.json()["error"]["fields"]) == {"subject", "body"}
-    assert quiet.get("/api/v1/consultations/a%00b", headers=auth).status_code == 404
+    assert quiet.get("/api/v1/consultations/a%00b", headers=auth).status_code == 422
 
 
 def test_another_accounts_consultation_is_404(client, auth):

@@ -65,6 +65,7 @@ def test_nul_in_body_text_is_a_422_on_every_backend(client, auth):
     response = client.patch(f"/api/v1/cases/{case['case_no']}", json={"form": form}, headers=auth)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid"
+    assert set(response.json()["error"]["fields"]) == {f"form.{name}" for name in text_fields}
     registration = client.post(
         "/api/v1/accounts",
         json={
@@ -77,3 +78,4 @@ def test_nul_in_body_text_is_a_422_on_every_backend(client, auth):
     )
     assert registration.status_code == 422, registration.text
     assert "无效字符" in registration.json()["error"]["message"]
+    assert set(registration.json()["error"]["fields"]) == {"name"}
