@@ -189,3 +189,23 @@ def require_account(request: Request, session: DbSession) -> Account:
 
 CurrentAccount = Annotated[Account | None, Depends(optional_account)]
 LoggedIn = Annotated[Account, Depends(require_account)]
+
+
+def stored_file_headers(content_type: str, filename: str, size: int) -> dict[str, str]:
+    """Headers for showing a citizen's own stored file (a scan, a photo) in the browser.
+
+    An image is sandboxed: nothing in it could run even if a browser mis-read it. A
+    PDF is not: Chrome shows PDFs with a plugin, and a sandboxed document may not
+    load plugins, so the scan would only show as blocked. Its content was checked on
+    upload (no JavaScript, launch actions or embedded files), `nosniff` holds it to
+    application/pdf, and it may still load nothing from anywhere.
+    """
+    policy = "default-src 'none'; img-src 'self'; object-src 'self'"
+    if content_type != "application/pdf":
+        policy = "sandbox; " + policy
+    return {
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
+        "Content-Length": str(size),
+        "Content-Security-Policy": policy,
+        "Cache-Control": "private, no-store",
+    }

@@ -15,7 +15,16 @@ from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.library import service as library
 from portal.materials import service as materials
 from portal.materials.upload import receive_file
-from portal.web import CsrfForm, CurrentAccount, LoggedIn, csrf_valid, flash, redirect, render
+from portal.web import (
+    CsrfForm,
+    CurrentAccount,
+    LoggedIn,
+    csrf_valid,
+    flash,
+    redirect,
+    render,
+    stored_file_headers,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -188,16 +197,10 @@ def _file_response(request: Request, case_file, *, thumb: bool = False) -> Respo
         return Response(
             data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
         )
-    disposition = f"inline; filename*=UTF-8''{quote(case_file.filename)}"
     return StreamingResponse(
         store.chunks(case_file.sha256),
         media_type=case_file.content_type,
-        headers={
-            "Content-Disposition": disposition,
-            "Content-Length": str(case_file.size),
-            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; object-src 'self'",
-            "Cache-Control": "private, no-store",
-        },
+        headers=stored_file_headers(case_file.content_type, case_file.filename, case_file.size),
     )
 
 

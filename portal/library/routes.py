@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -12,7 +10,7 @@ from portal.catalogue.models import Item
 from portal.db import DbSession
 from portal.errors import Invalid, NotFound
 from portal.library import service
-from portal.web import CsrfForm, LoggedIn, flash, redirect, render
+from portal.web import CsrfForm, LoggedIn, flash, redirect, render, stored_file_headers
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,12 +40,7 @@ def document_file(request: Request, document_id: str, session: DbSession, accoun
     return StreamingResponse(
         request.app.state.store.chunks(document.sha256),
         media_type=document.content_type,
-        headers={
-            "Content-Disposition": f"inline; filename*=UTF-8''{quote(document.filename)}",
-            "Content-Length": str(document.size),
-            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; object-src 'self'",
-            "Cache-Control": "private, no-store",
-        },
+        headers=stored_file_headers(document.content_type, document.filename, document.size),
     )
 
 
