@@ -86,12 +86,21 @@ class FileRef(_Model):
     sha256: Sha256
 
 
+class ProvidedBy(_Model):
+    """A material another case of the same 一件事 bundle issues (材料内部共享)."""
+
+    case_no: Code
+    item_code: Code = ""
+    licence: Text = ""
+
+
 class Material(_Model):
     code: Code
     name: Text = ""
     deferred: bool = False
     due_date: date | None = None
     files: list[FileRef] = []
+    provided_by: ProvidedBy | None = None
 
 
 class Commitment(_Model):
@@ -99,6 +108,7 @@ class Commitment(_Model):
     signed_at: datetime
     kind: Literal["rongque", "gaozhi"] | None = None
     deferred_materials: list[Code] = []
+    replaced_materials: list[Code] = []  # 告知承诺: proofs the promise stands in for
 
 
 class Address(_Model):

@@ -173,3 +173,38 @@ def test_logout(bureau: Bureau) -> None:
     token = csrf_of(bureau.client.get("/staff/").text)
     bureau.client.post("/staff/logout", data={"csrf_token": token})
     assert bureau.client.get("/staff/", follow_redirects=False).status_code == 303
+
+
+def test_bundle_shared_material_and_gaozhi_replacements_show_to_the_clerk(bureau: Bureau) -> None:
+    """材料内部共享 and 告知承诺: the clerk sees where a material comes from and what a
+    promise stands in for, instead of an empty material."""
+    data = bureau.submitted_data(stage="formal")
+    data["materials"].append(
+        {
+            "code": "M03",
+            "name": "营业执照副本",
+            "deferred": False,
+            "files": [],
+            "provided_by": {
+                "case_no": "WJ20261201000007",
+                "item_code": "SC0001",
+                "licence": "营业执照",
+            },
+        }
+    )
+    data["commitment"] = {
+        "text": "本人承诺所填信息真实。",
+        "signed_at": "2026-12-01T10:00:00+08:00",
+        "kind": "gaozhi",
+        "deferred_materials": [],
+        "replaced_materials": ["M04", "M05"],
+    }
+    case_no = "WJ20261201000099"
+    assert bureau.post_event("case.submitted", case_no, data).status_code == 200
+    stored = bureau.case(case_no)
+    shared = next(m for m in stored["materials"] if m["code"] == "M03")
+    assert shared["provided_by"]["case_no"] == "WJ20261201000007"
+    _login(bureau)
+    page = bureau.client.get(f"/staff/cases/{case_no}").text
+    assert "内部共享" in page and "WJ20261201000007" in page and "无需申请人上传" in page
+    assert "以承诺代替的材料 M04、M05" in page
