@@ -241,7 +241,9 @@ def test_express_refused_for_an_item_without_it(client, auth):
     try:
         item = pick_item(client, prereview=False, express=False)
     except AssertionError:
-        pytest.skip("this catalogue has no item without express")
+        reason = "this catalogue (PORTAL_TEST_CATALOGUE) has no item without express"
+        print(f"SKIPPED: {reason}")
+        pytest.skip(reason)
     case_no = new_case(client, auth, item)["case_no"]
     response = put_delivery(client, auth, case_no, {"method": "express", "address": GOOD_ADDRESS})
     assert response.status_code == 409

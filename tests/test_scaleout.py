@@ -20,14 +20,11 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    IN_CI,
     PASSWORD,
     PDF_BYTES,
-    PG_URL,
     make_phone,
     make_ric,
     need,
-    postgres_only,
     valid_form,
 )
 from tests.e2e.harness import STAFF
@@ -180,10 +177,6 @@ class Topology:
 
 @pytest.fixture
 def topology(tmp_path, database_url):
-    if not PG_URL and IN_CI:
-        # CI runs the suite twice, on SQLite then on PostgreSQL: this test belongs to the second.
-        pytest.skip("the scale-out topology runs in CI's PostgreSQL pass")
-    postgres_only(PG_URL, "the scale-out test (two portal processes behind nginx)")
     need(bool(shutil.which("nginx")), "nginx is not installed (apt-get install nginx)")
     top = Topology(tmp_path, database_url)
     try:

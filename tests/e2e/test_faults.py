@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from portal.exchange import signing
-from tests.conftest import postgres_only
 from tests.e2e.harness import SECRET, wait_for
 from tests.e2e.proxy import FaultProxy
 from tests.e2e.test_case_paths import file_a_case
@@ -132,8 +131,8 @@ def test_bad_callbacks_leave_the_case_unchanged(running):
     assert [e["type"] for e in portal.case(case_no)["timeline"]].count("prereview.returned") == 1
 
 
+@pytest.mark.postgres
 def test_two_workers_on_postgres_send_nothing_twice(system, database_url):
-    postgres_only(database_url, "the two-worker delivery test")
     portal = system.start_portal(PORTAL_DISPATCHER="off")
     numbers = file_many(portal, 200)
     from tests.e2e.harness import portal_env
