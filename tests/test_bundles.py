@@ -422,8 +422,9 @@ def test_odd_input_is_a_clear_4xx_never_a_500(app, client, auth):
         if response.headers["content-type"].startswith("application/json"):
             message = response.json()["error"]["message"]
             assert re.search(r"[\u4e00-\u9fff]", message), message
-    # A filter that matches nothing is just empty.
-    assert quiet.get("/api/v1/library?kind=a%00b", headers=auth).json() == {"documents": []}
+    # A filter that matches nothing is just empty; one with a NUL in it is refused.
+    assert quiet.get("/api/v1/library?kind=nothing", headers=auth).json() == {"documents": []}
+    assert quiet.get("/api/v1/library?kind=a%00b", headers=auth).status_code == 422
 
 
 def test_deleting_a_draft_bundle_closes_its_drafts(client, person, auth):
