@@ -16,11 +16,10 @@ from portal.cases.schemas import (
     SubmissionIn,
     WithdrawalIn,
 )
+from portal.cases.uploads import upload_to_case
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
-from portal.library import service as library
 from portal.materials import service as materials
-from portal.materials.upload import receive_file
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -81,6 +80,28 @@ UPLOAD_BODY = {
 }
 
 
+async def _upload(request, session, account, case_no, material_code, *, check, attach) -> dict:
+    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
+    item = await run_in_threadpool(session.get, Item, case.item_code)
+    await run_in_threadpool(check, session, case=case, item=item, material_code=material_code)
+    case_file = await upload_to_case(
+        request,
+        session,
+        account=account,
+        case=case,
+        item=item,
+        material_code=material_code,
+        attach=attach,
+    )
+    return {
+        "id": case_file.id,
+        "filename": case_file.filename,
+        "content_type": case_file.content_type,
+        "size": case_file.size,
+        "sha256": case_file.sha256,
+    }
+
+
 @router.post(
     "/cases/{case_no}/materials/{material_code}/files",
     status_code=201,
@@ -99,42 +120,15 @@ async def api_upload(
     request: Request, case_no: str, material_code: str, session: DbSession, account: ApiAccount
 ) -> dict:
     """Upload one file (multipart field `file`), streamed and checked by content."""
-    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
-    item = await run_in_threadpool(session.get, Item, case.item_code)
-    await run_in_threadpool(
-        materials.check_can_upload, session, case=case, item=item, material_code=material_code
-    )
-    store = request.app.state.store
-    received = await receive_file(
-        request, store, session=session, max_bytes=request.app.state.settings.max_upload_bytes
-    )
-    try:
-        case_file = await run_in_threadpool(
-            materials.attach_file,
-            session,
-            case=case,
-            item=item,
-            material_code=material_code,
-            received=received,
-            store=store,
-        )
-    finally:
-        received.writer.discard()
-    await run_in_threadpool(
-        library.keep_upload,
+    return await _upload(
+        request,
         session,
-        account_id=account.id,
-        case_no=case.case_no,
-        material=item.material(material_code),
-        case_file=case_file,
+        account,
+        case_no,
+        material_code,
+        check=materials.check_can_upload,
+        attach=materials.attach_file,
     )
-    return {
-        "id": case_file.id,
-        "filename": case_file.filename,
-        "content_type": case_file.content_type,
-        "size": case_file.size,
-        "sha256": case_file.sha256,
-    }
 
 
 @router.delete(
@@ -201,42 +195,15 @@ async def api_supplement_upload(
     request: Request, case_no: str, material_code: str, session: DbSession, account: ApiAccount
 ) -> dict:
     """补交: a file for a material deferred under 容缺受理; it leaves with `/supplement`."""
-    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
-    item = await run_in_threadpool(session.get, Item, case.item_code)
-    await run_in_threadpool(
-        service.check_can_supplement, session, case=case, item=item, material_code=material_code
-    )
-    store = request.app.state.store
-    received = await receive_file(
-        request, store, session=session, max_bytes=request.app.state.settings.max_upload_bytes
-    )
-    try:
-        case_file = await run_in_threadpool(
-            service.attach_supplement_file,
-            session,
-            case=case,
-            item=item,
-            material_code=material_code,
-            received=received,
-            store=store,
-        )
-    finally:
-        received.writer.discard()
-    await run_in_threadpool(
-        library.keep_upload,
+    return await _upload(
+        request,
         session,
-        account_id=account.id,
-        case_no=case.case_no,
-        material=item.material(material_code),
-        case_file=case_file,
+        account,
+        case_no,
+        material_code,
+        check=service.check_can_supplement,
+        attach=service.attach_supplement_file,
     )
-    return {
-        "id": case_file.id,
-        "filename": case_file.filename,
-        "content_type": case_file.content_type,
-        "size": case_file.size,
-        "sha256": case_file.sha256,
-    }
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -9,12 +10,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from portal.cases import pages, service, states
+from portal.cases.models import Case
+from portal.cases.uploads import upload_to_case
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
-from portal.library import service as library
 from portal.materials import service as materials
-from portal.materials.upload import receive_file
+from portal.materials.models import CaseFile
 from portal.web import (
     CsrfForm,
     CurrentAccount,
@@ -116,23 +118,30 @@ def form_submit(
     return redirect(f"/cases/{case.case_no}#materials")
 
 
-@router.post("/cases/{case_no}/materials/{material_code}/files")
-async def upload_file(
-    request: Request, case_no: str, material_code: str, session: DbSession, account: LoggedIn
+async def _upload(
+    request: Request,
+    session,
+    account,
+    case_no: str,
+    material_code: str,
+    *,
+    check,
+    attach,
+    done: Callable[[Case, CaseFile], tuple[str, str]],
 ):
-    store = request.app.state.store
-    settings = request.app.state.settings
+    """The page side of one upload: errors next to the material, success as a flash."""
     case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
     item = await run_in_threadpool(_item, session, case)
-    await run_in_threadpool(
-        materials.check_can_upload, session, case=case, item=item, material_code=material_code
-    )
+    await run_in_threadpool(check, session, case=case, item=item, material_code=material_code)
     try:
-        received = await receive_file(
+        case_file = await upload_to_case(
             request,
-            store,
-            session=session,
-            max_bytes=settings.max_upload_bytes,
+            session,
+            account=account,
+            case=case,
+            item=item,
+            material_code=material_code,
+            attach=attach,
             csrf_check=lambda token: csrf_valid(request, token),
         )
     except (Forbidden, NotFound):
@@ -148,28 +157,28 @@ async def upload_file(
             upload_errors={material_code: exc.message},
             status_code=exc.status,
         )
-    try:
-        case_file = await run_in_threadpool(
-            materials.attach_file,
-            session,
-            case=case,
-            item=item,
-            material_code=material_code,
-            received=received,
-            store=store,
-        )
-    finally:
-        received.writer.discard()  # no-op once kept
-    await run_in_threadpool(
-        library.keep_upload,
+    message, target = done(case, case_file)
+    flash(request, message)
+    return redirect(target)
+
+
+@router.post("/cases/{case_no}/materials/{material_code}/files")
+async def upload_file(
+    request: Request, case_no: str, material_code: str, session: DbSession, account: LoggedIn
+):
+    return await _upload(
+        request,
         session,
-        account_id=account.id,
-        case_no=case.case_no,
-        material=item.material(material_code),
-        case_file=case_file,
+        account,
+        case_no,
+        material_code,
+        check=materials.check_can_upload,
+        attach=materials.attach_file,
+        done=lambda case, f: (
+            f"已上传“{f.filename}”。",
+            f"/cases/{case.case_no}#m-{material_code}",
+        ),
     )
-    flash(request, f"已上传“{case_file.filename}”。")
-    return redirect(f"/cases/{case.case_no}#m-{material_code}")
 
 
 @router.post("/cases/{case_no}/materials/{material_code}/files/{file_id}/delete")
@@ -316,55 +325,19 @@ def withdraw_submit(
 async def supplement_upload(
     request: Request, case_no: str, material_code: str, session: DbSession, account: LoggedIn
 ):
-    store = request.app.state.store
-    settings = request.app.state.settings
-    case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
-    item = await run_in_threadpool(_item, session, case)
-    await run_in_threadpool(
-        service.check_can_supplement, session, case=case, item=item, material_code=material_code
-    )
-    try:
-        received = await receive_file(
-            request,
-            store,
-            session=session,
-            max_bytes=settings.max_upload_bytes,
-            csrf_check=lambda token: csrf_valid(request, token),
-        )
-    except (Forbidden, NotFound):
-        raise
-    except DomainError as exc:
-        return await run_in_threadpool(
-            _page,
-            request,
-            session,
-            case,
-            account,
-            upload_errors={material_code: exc.message},
-            status_code=exc.status,
-        )
-    try:
-        case_file = await run_in_threadpool(
-            service.attach_supplement_file,
-            session,
-            case=case,
-            item=item,
-            material_code=material_code,
-            received=received,
-            store=store,
-        )
-    finally:
-        received.writer.discard()
-    await run_in_threadpool(
-        library.keep_upload,
+    return await _upload(
+        request,
         session,
-        account_id=account.id,
-        case_no=case.case_no,
-        material=item.material(material_code),
-        case_file=case_file,
+        account,
+        case_no,
+        material_code,
+        check=service.check_can_supplement,
+        attach=service.attach_supplement_file,
+        done=lambda case, f: (
+            f"已上传“{f.filename}”，核对后提交补交。",
+            f"/cases/{case.case_no}#supplement",
+        ),
     )
-    flash(request, f"已上传“{case_file.filename}”，核对后提交补交。")
-    return redirect(f"/cases/{case.case_no}#supplement")
 
 
 @router.post("/cases/{case_no}/supplements/files/{file_id}/delete")

@@ -474,23 +474,11 @@ def attach_supplement_file(
     session: Session, *, case: Case, item: Item, material_code: str, received, store
 ) -> CaseFile:
     """Keep a file for a deferred material; it leaves with `supplement_materials`."""
-    from portal.materials.service import ensure_blob  # materials imports this module
+    from portal.materials.service import record_file  # materials imports this module
 
     session.refresh(case, with_for_update=True)  # the upload ran outside any transaction
     check_can_supplement(session, case=case, item=item, material_code=material_code)
-    ensure_blob(session, store, received)
-    case_file = CaseFile(
-        case_id=case.id,
-        material_code=material_code,
-        sha256=received.sha256,
-        filename=received.filename,
-        content_type=received.content_type,
-        size=received.size,
-    )
-    session.add(case_file)
-    case.updated_at = case_file.uploaded_at = utcnow()
-    session.flush()
-    return case_file
+    return record_file(session, store, case=case, material_code=material_code, received=received)
 
 
 def remove_supplement_file(session: Session, *, case: Case, item: Item, file_id: int) -> None:

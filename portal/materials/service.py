@@ -81,6 +81,13 @@ def attach_file(
     """
     session.refresh(case, with_for_update=True)
     check_can_upload(session, case=case, item=item, material_code=material_code)
+    return record_file(session, store, case=case, material_code=material_code, received=received)
+
+
+def record_file(
+    session: Session, store: BlobStore, *, case: Case, material_code: str, received: ReceivedFile
+) -> CaseFile:
+    """Keep the blob (once by hash) and name it under one material of the case."""
     ensure_blob(session, store, received)
     case_file = CaseFile(
         case_id=case.id,
