@@ -129,6 +129,16 @@ def _reset_postgres(url: str, catalogue_file) -> None:
                     "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
                 )
             )
+        # A test may have loaded a changed catalogue (an extra item, hall or bundle):
+        # the database may also be one an earlier run left behind. Keep only the file's.
+        for table, codes in (
+            ("bundles", [b.code for b in catalogue_file.bundles]),
+            ("items", [i.code for i in catalogue_file.items]),
+            ("halls", [h.code for h in catalogue_file.halls]),
+        ):
+            conn.execute(
+                text(f"DELETE FROM {table} WHERE NOT (code = ANY(:codes))"), {"codes": codes}
+            )
     engine.dispose()
     db = Database(url)
     with db.session(write=True) as session, session.begin():
