@@ -22,7 +22,7 @@ from starlette.types import Scope
 
 from portal.api import validation_error_body
 from portal.db import Database
-from portal.errors import DomainError, Invalid
+from portal.errors import DomainError, Invalid, TooLarge
 from portal.materials.storage import BlobStore, key_ring
 from portal.metrics import RequestMetrics
 from portal.middleware import RequestContext, SecurityHeaders, apply_security_headers
@@ -96,6 +96,7 @@ def _error_response(request: Request, status: int, body: dict[str, Any], headers
 NUL_MESSAGE = "请求中含有无效字符（空字符），请检查后重试。"
 NUL_FIELD = "含有无效字符（空字符），请删除后重新填写"
 TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+MAX_TEXT_BODY = 1024 * 1024  # a form or JSON body; files come as multipart, streamed
 
 
 def _nul_fields(value: Any, path: str = "") -> list[str]:
@@ -126,6 +127,9 @@ async def refuse_nul_characters(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method not in ("POST", "PUT", "PATCH") or content_type not in TEXT_BODIES:
         return
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_TEXT_BODY:
+        raise TooLarge("提交的内容过大，请精简后重试；文件请用上传功能提交。", code="too_large")
     body = await request.body()  # cached on the request: the route reads the same bytes
     if b"\x00" not in body and b"\\u0000" not in body and b"%00" not in body:
         return

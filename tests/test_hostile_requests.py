@@ -79,3 +79,14 @@ def test_nul_in_body_text_is_a_422_on_every_backend(client, auth):
     assert registration.status_code == 422, registration.text
     assert "无效字符" in registration.json()["error"]["message"]
     assert set(registration.json()["error"]["fields"]) == {"name"}
+
+
+def test_an_oversized_form_or_json_body_is_a_413(client, auth):
+    big = '{"form": {"x": "' + "字" * 400_000 + '"}}'
+    response = client.post(
+        "/api/v1/cases",
+        content=big.encode(),
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert "过大" in response.json()["error"]["message"]

@@ -131,7 +131,7 @@ class Dispatcher:
         self.sent_blobs: set[str] = set()
         # Group commit of deliveries: see _record_delivered.
         self._done: list[tuple[Claimed, asyncio.Future[None]]] = []
-        self._recording = False
+        self._recorder: asyncio.Task[None] | None = None
         self.handlers = {
             "bureau_event": self._send_event,
             "licence_fetch": self._fetch_licence,
@@ -319,29 +319,26 @@ class Dispatcher:
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._done.append((message, future))
-        if not self._recording:
-            self._recording = True
-            asyncio.create_task(self._record_groups(), name="outbox-record")
+        if self._recorder is None or self._recorder.done():
+            # Kept in an attribute: the event loop holds tasks only weakly.
+            self._recorder = asyncio.create_task(self._record_groups(), name="outbox-record")
         await future
 
     async def _record_groups(self) -> None:
-        try:
-            while self._done:
-                group, self._done = self._done, []
-                try:
-                    await run_in_threadpool(self._delivered, [m for m, _ in group])
-                except BaseException as exc:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._recording = False
+        while self._done:
+            group, self._done = self._done, []
+            try:
+                await run_in_threadpool(self._delivered, [m for m, _ in group])
+            except BaseException as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
 
     # --- outcomes ---------------------------------------------------------------------
     def _mine(self, message: Claimed):
