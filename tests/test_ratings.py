@@ -149,3 +149,25 @@ def test_another_accounts_case_is_404(client, auth):
     missing = rate(client, stranger, "WJ20000101000001", {"level": 5})
     assert theirs.status_code == missing.status_code == 404
     assert theirs.json() == missing.json()
+
+
+def test_a_rating_is_checked_before_it_is_sent(client, auth, person, db):
+    """Check your answers: the check page keeps nothing; back to the form keeps the choices."""
+    _, case_no = submitted_case(client, auth)
+    approve(client, case_no)
+    web_login(client, person)
+    token = csrf_of(client.get(f"/cases/{case_no}/rating").text)
+    answers = {"csrf_token": token, "level": "2", "comment": "窗口排队太久", "tags": ["等待时间长"]}
+    check = client.post(f"/cases/{case_no}/rating/check", data=answers)
+    assert check.status_code == 200
+    assert "不满意" in check.text and "窗口排队太久" in check.text and "确认提交评价" in check.text
+    assert client.get(f"/api/v1/cases/{case_no}", headers=auth).json()["rating"] is None
+    back = client.post(f"/cases/{case_no}/rating/edit", data=answers)
+    assert 'value="2" checked' in back.text and "窗口排队太久" in back.text
+    wrong = client.post(f"/cases/{case_no}/rating/check", data={**answers, "comment": ""})
+    assert wrong.status_code == 422 and 'id="f-comment-error"' in wrong.text
+    done = client.post(f"/cases/{case_no}/rating", data=answers, follow_redirects=False)
+    assert done.status_code == 303
+    assert client.get(f"/api/v1/cases/{case_no}", headers=auth).json()["rating"]["level"] == 2
+    again = client.post(f"/cases/{case_no}/rating/check", data=answers)
+    assert again.status_code == 409

@@ -50,18 +50,63 @@ def rating_page(request: Request, case_no: str, session: DbSession, account: Log
     return _form(request, case, session.get(Item, case.item_code))
 
 
+def _submitted(form) -> dict:
+    level = form.get("level")
+    comment = form.get("comment")
+    return {
+        "level": level if isinstance(level, str) else "",
+        "comment": comment if isinstance(comment, str) else "",
+        "tags": [t for t in form.getlist("tags") if isinstance(t, str)],
+    }
+
+
+@router.post("/cases/{case_no}/rating/check")
+def rating_check(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    """Check your answers: a rating is given once and cannot be changed."""
+    case = cases.get_own_case(session, account=account, case_no=case_no)
+    item = session.get(Item, case.item_code)
+    values = _submitted(form)
+    try:
+        level, comment, tags = service.check_rating(
+            session,
+            case=case,
+            level=values["level"],
+            comment=values["comment"],
+            tags=values["tags"],
+        )
+    except Invalid as exc:
+        return _form(request, case, item, values, exc.fields, exc.message, 422)
+    return render(
+        request,
+        "ratings/check.html",
+        {
+            "case": case,
+            "item": item,
+            "level_label": service.LEVELS[level],
+            "comment": comment,
+            "tags": tags,
+            "values": values,
+        },
+    )
+
+
+@router.post("/cases/{case_no}/rating/edit")
+def rating_edit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = cases.get_own_case(session, account=account, case_no=case_no)
+    _check(session, case)
+    return _form(request, case, session.get(Item, case.item_code), _submitted(form))
+
+
 @router.post("/cases/{case_no}/rating")
 def rating_submit(
     request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
 ):
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    level = form.get("level")
-    comment = form.get("comment")
-    values = {
-        "level": level if isinstance(level, str) else "",
-        "comment": comment if isinstance(comment, str) else "",
-        "tags": [t for t in form.getlist("tags") if isinstance(t, str)],
-    }
+    values = _submitted(form)
     try:
         service.rate_case(
             session,

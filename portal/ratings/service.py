@@ -40,15 +40,15 @@ def can_rate(case: Case, rating: Rating | None) -> bool:
     return rating is None and case.status in states.FINISHED and case.submitted_at is not None
 
 
-def rate_case(
+def check_rating(
     session: Session,
     *,
     case: Case,
     level: Any,
     comment: str = "",
     tags: list[str] | None = None,
-) -> Rating:
-    """Keep the rating and queue `rating.submitted` (409 before the case is finished or twice)."""
+) -> tuple[int, str, list[str]]:
+    """The rating as it will be kept: (level, comment, tags); 409 or 422 otherwise."""
     if case.status not in states.FINISHED:
         raise Conflict("办件办结后才能评价。", code="not_finished")
     if case.submitted_at is None:
@@ -72,6 +72,21 @@ def rate_case(
     if errors:
         raise Invalid(errors, "评价内容有误，请按提示修改。")
     assert level is not None
+    return level, comment, chosen
+
+
+def rate_case(
+    session: Session,
+    *,
+    case: Case,
+    level: Any,
+    comment: str = "",
+    tags: list[str] | None = None,
+) -> Rating:
+    """Keep the rating and queue `rating.submitted` (409 before the case is finished or twice)."""
+    level, comment, chosen = check_rating(
+        session, case=case, level=level, comment=comment, tags=tags
+    )
     rating = Rating(
         case_id=case.id, level=level, code=national_code(level), comment=comment, tags=chosen
     )
