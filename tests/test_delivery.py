@@ -413,10 +413,16 @@ def test_pickup_on_the_page_and_last_address_offered_again(client, auth, person,
         data={"csrf_token": csrf_of(page.text), "method": "pickup", "hall": "", "action": "save"},
     )
     assert response.status_code == 422 and "请选择领取证照的大厅" in response.text
-    client.post(
-        f"/cases/{first}/delivery",
-        data={"csrf_token": csrf_of(page.text), "method": "pickup", "hall": hall, "action": "save"},
-    )
+    # The case is with the bureau: a check page first, and nothing sent from it.
+    token = csrf_of(page.text)
+    choice = {"csrf_token": token, "method": "pickup", "hall": hall}
+    check = client.post(f"/cases/{first}/delivery", data={**choice, "action": "save"})
+    assert check.status_code == 200 and "核对领取方式" in check.text
+    assert "确认并通知审批局" in check.text and "窗口领取" in check.text
+    assert events(db, "delivery.selected", first) == []
+    back = client.post(f"/cases/{first}/delivery", data={**choice, "action": "edit"})
+    assert back.status_code == 200 and f'value="{hall}" checked' in back.text
+    client.post(f"/cases/{first}/delivery", data={**choice, "action": "confirm"})
     assert events(db, "delivery.selected", first)[-1]["data"] == {"method": "pickup", "hall": hall}
     assert (
         put_delivery(

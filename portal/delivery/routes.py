@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 
 from portal.accounts.models import Account
 from portal.cases import service as cases
+from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.catalogue.service import halls_of
@@ -160,16 +161,26 @@ def delivery_submit(
         if previous is None:
             return redirect(f"/cases/{case.case_no}/delivery")
         values = _values_of(previous)
+    if action == "edit":  # back from the check page, answers kept
+        return _page(request, session, case, item, account, values)
     address = {name: values[f"address.{name}"] for name in service.ADDRESS_FIELDS}
+    choice = {"method": values["method"], "hall": values["hall"], "address": address}
     try:
-        service.choose_delivery(
-            session,
-            case=case,
-            item=item,
-            method=values["method"],
-            hall=values["hall"],
-            address=address,
-        )
+        if case.status != states.DRAFT and action != "confirm":
+            # The bureau hears of this at once: check your answers first. (A draft's
+            # choice is checked with the whole application on its review page.)
+            checked = service.checked_choice(session, case=case, item=item, **choice)
+            return render(
+                request,
+                "delivery/check.html",
+                {
+                    "case": case,
+                    "item": item,
+                    "values": values,
+                    "choice": service.preview(session, method=values["method"], values=checked),
+                },
+            )
+        service.choose_delivery(session, case=case, item=item, **choice)
     except Invalid as exc:
         session.rollback()
         return _page(request, session, case, item, account, values, exc.fields, exc.message, 422)

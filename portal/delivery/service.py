@@ -153,39 +153,9 @@ def choose_delivery(
 ) -> Delivery:
     """Keep the applicant's choice; the bureau hears of it unless the case is still a draft."""
     delivery = session.get(Delivery, case.id)
-    check_can_choose(case, delivery)
-    if method not in METHODS:
-        raise Invalid({"method": "请选择快递寄送或窗口领取"})
-    if method == "express" and not item.express:
-        raise Conflict("本事项的证照不提供快递寄送，请选择窗口领取。", code="no_express")
-    values: dict[str, Any] = dict.fromkeys(
-        ("hall_code", "recipient", "phone", "province_code", "city_code", "district_code")
-        + ("province", "city", "district", "detail", "postcode")
+    values = checked_choice(
+        session, case=case, item=item, method=method, hall=hall, address=address
     )
-    if method == "pickup":
-        halls = {h.code: h for h in halls_of(session, item)}
-        hall = (hall or "").strip()
-        if not halls:
-            raise Invalid({"hall": "本事项没有可以领取证照的大厅，请选择快递寄送"})
-        if hall not in halls:
-            raise Invalid(
-                {"hall": "请选择领取证照的大厅" if not hall else "本事项的证照不能在所选大厅领取"}
-            )
-        values["hall_code"] = hall
-    else:
-        clean = clean_address(address or {})
-        values.update(
-            recipient=clean.recipient,
-            phone=clean.phone,
-            province_code=clean.province.code,
-            city_code=clean.city.code,
-            district_code=clean.district.code,
-            province=clean.province.name,
-            city=clean.city.name,
-            district=clean.district.name,
-            detail=clean.detail,
-            postcode=clean.postcode,
-        )
     before = delivery_event_data(delivery)
     if delivery is None:
         delivery = Delivery(case_id=case.id, method=method)
@@ -218,6 +188,66 @@ def choose_delivery(
             event_data=delivery_event_data(delivery),
         )
     return delivery
+
+
+def checked_choice(
+    session: Session,
+    *,
+    case: Case,
+    item: Item,
+    method: str,
+    hall: str | None = None,
+    address: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The delivery columns of a valid choice (409 or 422 otherwise); nothing is kept."""
+    check_can_choose(case, session.get(Delivery, case.id))
+    if method not in METHODS:
+        raise Invalid({"method": "请选择快递寄送或窗口领取"})
+    if method == "express" and not item.express:
+        raise Conflict("本事项的证照不提供快递寄送，请选择窗口领取。", code="no_express")
+    values: dict[str, Any] = dict.fromkeys(
+        ("hall_code", "recipient", "phone", "province_code", "city_code", "district_code")
+        + ("province", "city", "district", "detail", "postcode")
+    )
+    if method == "pickup":
+        halls = {h.code: h for h in halls_of(session, item)}
+        hall = (hall or "").strip()
+        if not halls:
+            raise Invalid({"hall": "本事项没有可以领取证照的大厅，请选择快递寄送"})
+        if hall not in halls:
+            raise Invalid(
+                {"hall": "请选择领取证照的大厅" if not hall else "本事项的证照不能在所选大厅领取"}
+            )
+        values["hall_code"] = hall
+    else:
+        clean = clean_address(address or {})
+        values.update(
+            recipient=clean.recipient,
+            phone=clean.phone,
+            province_code=clean.province.code,
+            city_code=clean.city.code,
+            district_code=clean.district.code,
+            province=clean.province.name,
+            city=clean.city.name,
+            district=clean.district.name,
+            detail=clean.detail,
+            postcode=clean.postcode,
+        )
+    return values
+
+
+def preview(session: Session, *, method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """What the check page shows of a choice not yet kept (`checked_choice` values)."""
+    hall = session.get(Hall, values["hall_code"]) if values["hall_code"] else None
+    place = postal_text(values["province"] or "", values["city"] or "", values["district"] or "")
+    return {
+        "method_label": METHODS[method],
+        "hall": hall,
+        "place": place + (values["detail"] or ""),
+        "recipient": values["recipient"],
+        "phone": values["phone"],
+        "postcode": values["postcode"],
+    }
 
 
 def summary_text(session: Session, delivery: Delivery) -> str:

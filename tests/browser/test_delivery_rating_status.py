@@ -152,6 +152,10 @@ def test_delivery_rating_and_public_status_on_a_phone(running, phone, browser):
     check_page_without_js(plain, probe, "d44-delivery-no-js-error")
     plain.fill("[id='f-address.phone']", "13912345678")
     plain.click("text=保存领取方式")
+    # The case is with the bureau: check your answers before it hears of the change.
+    assert "北京市东城区湖塘镇人民中路 88 号" in plain.inner_text("dl.summary")
+    check_page_without_js(plain, probe, "d44b-delivery-check-no-js")
+    plain.click("text=确认并通知审批局")
     plain.wait_for_url(re.compile(rf"/cases/{case_no}"))
     assert "北京市东城区湖塘镇人民中路 88 号" in plain.inner_text("#delivery")
     check_page_without_js(plain, probe, "d45-case-with-delivery-no-js")
