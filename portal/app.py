@@ -96,7 +96,8 @@ def _error_response(request: Request, status: int, body: dict[str, Any], headers
 NUL_MESSAGE = "请求中含有无效字符（空字符），请检查后重试。"
 NUL_FIELD = "含有无效字符（空字符），请删除后重新填写"
 TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
-MAX_TEXT_BODY = 1024 * 1024  # a form or JSON body; files come as multipart, streamed
+MAX_TEXT_BODY = 1024 * 1024
+BUREAU_CALLBACKS = "/api/bureau/"  # a form or JSON body; files come as multipart, streamed
 
 
 def _nul_fields(value: Any, path: str = "") -> list[str]:
@@ -127,6 +128,8 @@ async def refuse_nul_characters(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method not in ("POST", "PUT", "PATCH") or content_type not in TEXT_BODIES:
         return
+    if request.url.path.startswith(BUREAU_CALLBACKS):
+        return  # signed: checked there, after the signature (401 comes first)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_TEXT_BODY:
         raise TooLarge("提交的内容过大，请精简后重试；文件请用上传功能提交。", code="too_large")

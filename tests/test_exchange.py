@@ -99,6 +99,11 @@ def test_callback_signature_rules(client, auth, submitted):
     assert send(client, body, t=time.time() - 400).status_code == 401
     assert send(client, body, t=time.time() + 400).status_code == 401
     assert status(client, auth, submitted["case_no"])["status"] == "prereview"
+    # A NUL in an unsigned body is still a 401 first; signed, a 422 invalid_event.
+    nul = envelope(submitted["case_no"], "prereview.passed", {"comment": "材料\x00齐全"})
+    assert send(client, nul, secret=None).status_code == 401
+    refused = send(client, nul)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_event"
     response = send(client, body)
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert status(client, auth, submitted["case_no"])["status"] == "prereview_passed"

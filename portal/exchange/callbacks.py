@@ -52,6 +52,8 @@ async def bureau_event(request: Request, session: DbSession) -> JSONResponse:
         return _error(401, "invalid_signature", "签名缺失、错误或已过期。")
     if len(body) > MAX_BODY:
         return _error(422, "invalid_event", "事件内容过大。")
+    if b"\x00" in body or b"\\u0000" in body:  # PostgreSQL cannot keep NUL in text
+        return _error(422, "invalid_event", "事件内容含有空字符（NUL）。")
     try:
         envelope = EnvelopeIn.model_validate(json.loads(body))
     except (ValueError, ValidationError) as exc:
