@@ -3,6 +3,7 @@
 from portal.accounts.models import Account, LoginSession, ThrottleBucket
 from portal.appointments.models import Appointment, SlotCounter
 from portal.bundles.models import BundleApplication
+from portal.calendar.models import CalendarYear
 from portal.cases.models import Case, CaseCounter, TimelineEntry
 from portal.catalogue.models import Bundle, Hall, Item
 from portal.consultations.models import Consultation
@@ -25,6 +26,7 @@ __all__ = [
     "Blob",
     "Bundle",
     "Case",
+    "CalendarYear",
     "Delivery",
     "Message",
     "Rating",

@@ -40,6 +40,9 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(10), default="booked")  # booked | cancelled
     booked_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None]
+    # Set when a calendar loaded after booking made the day a holiday and the citizen
+    # was told (message + SMS) to rebook; the booking itself is never moved silently.
+    closed_day_notified_at: Mapped[datetime | None]
 
 
 class SlotCounter(Base):

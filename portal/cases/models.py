@@ -32,6 +32,9 @@ class Case(Base):
     finished_at: Mapped[datetime | None]
     due_date: Mapped[date | None]
     due_date_provisional: Mapped[bool] = mapped_column(default=False)
+    # How the portal computed due_date itself, {"start": "YYYY-MM-DD", "days": n}, so a
+    # calendar loaded later can recompute it; None when the bureau sent the due date.
+    due_basis: Mapped[dict[str, Any] | None]
     acceptance_no: Mapped[str | None] = mapped_column(String(64))
     decision_no: Mapped[str | None] = mapped_column(String(64))
     inspection_date: Mapped[date | None]

@@ -52,6 +52,8 @@ class Item(Base):
     licence_valid_years: Mapped[int | None]
     consult_phone: Mapped[str] = mapped_column(String(50), default="")
     sources: Mapped[list[Any]] = mapped_column(default=list)
+    # Everyday words people search for this item with (餐饮, 饭店 …), from the catalogue.
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
     # Lower-cased name + code, so search is one LIKE on every backend.
     search_text: Mapped[str] = mapped_column(String(300), default="")
     active: Mapped[bool] = mapped_column(default=True)
