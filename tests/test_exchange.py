@@ -395,3 +395,72 @@ def test_deliveries_finishing_together_are_recorded_together(client, settings, d
     with db.session() as session:
         rows = session.scalars(select(OutboxMessage)).all()
     assert {(m.status, m.attempts) for m in rows} == {("delivered", 1)}
+
+
+class RefusingBureau(FakeBureau):
+    """Answers 400 to the first event of one case, 200 to everything else."""
+
+    def __init__(self, refuse_case: str):
+        super().__init__()
+        self.refuse_case = refuse_case
+        self.refused: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and not self.refused:
+            event = json.loads(request.read())
+            if event["case_no"] == self.refuse_case:
+                self.refused.append(event["type"])
+                return httpx.Response(400, json={"error": "invalid_event", "message": "x"})
+        return super().__call__(request)
+
+
+def test_a_parked_event_holds_back_its_case_only(client, auth, submitted, settings, db, tmp_path):
+    """Contract, "Ordering, made exact": a later event of a case waits behind a parked one."""
+    import os
+    import subprocess
+    import sys
+
+    held = submitted["case_no"]
+    client.post(f"/api/v1/cases/{held}/withdrawal", json={"reason": "不办了"}, headers=auth)
+    other = new_case(client, auth, submitted["item"])
+    fill_everything(client, auth, submitted["item"], other["case_no"])
+    assert (
+        client.post(f"/api/v1/cases/{other['case_no']}/prereview", headers=auth).status_code == 202
+    )
+
+    fast = settings.model_copy(update={"retry_first_seconds": 0.001, "retry_max_seconds": 0.002})
+    bureau = RefusingBureau(held)
+    drain(fast, db, bureau, rounds=10)
+    assert bureau.refused == ["case.submitted"]
+    # The other case went through; the held case's withdrawal was never sent.
+    assert [(e["case_no"], e["type"]) for e in bureau.events] == [
+        (other["case_no"], "case.submitted")
+    ]
+    with db.session() as session:
+        rows = {
+            (m.case_no, m.event_type): m
+            for m in session.scalars(select(OutboxMessage).where(OutboxMessage.case_no == held))
+        }
+    parked = rows[(held, "case.submitted")]
+    assert parked.status == "dead" and rows[(held, "case.withdrawn")].status == "pending"
+    assert rows[(held, "case.withdrawn")].attempts == 0
+
+    env = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": settings.database_url,
+        "PORTAL_DATA_DIR": str(tmp_path / "cli"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "portal.cli", "outbox", "requeue", str(parked.id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    after = FakeBureau()
+    drain(fast, db, after)
+    assert [(e["case_no"], e["type"]) for e in after.events] == [
+        (held, "case.submitted"),
+        (held, "case.withdrawn"),
+    ]

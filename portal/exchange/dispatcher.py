@@ -1,7 +1,9 @@
 """The outbox dispatcher: delivers queued messages with retries, in order per case.
 
 Claiming: a message is claimable when it is pending, due, not leased, and no older
-pending message shares its ordering key (per-case FIFO). Claims take a lease in a
+pending *or parked* message shares its ordering key (per-case FIFO: the contract's
+"Ordering, made exact" — a later event of a case stays queued behind a parked one
+until an operator re-queues it and it is delivered; other keys never wait). Claims take a lease in a
 short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
 never send the same message at once; a worker that dies loses its lease when it
 expires and another worker sends the message again — the receiver's idempotency
@@ -227,9 +229,11 @@ class Dispatcher:
     def claim(self, limit: int) -> list[Claimed]:
         now = utcnow()
         older = aliased(OutboxMessage)
-        earlier_pending = exists().where(
+        # Parked (DEAD) counts as still waiting: sending a case's later event past a
+        # parked one would let the bureau see, say, a withdrawal of a case it never got.
+        earlier_waiting = exists().where(
             older.ordering_key == OutboxMessage.ordering_key,
-            older.status == PENDING,
+            older.status.in_((PENDING, DEAD)),
             older.id < OutboxMessage.id,
         )
         query = (
@@ -238,7 +242,7 @@ class Dispatcher:
                 OutboxMessage.status == PENDING,
                 OutboxMessage.next_attempt_at <= now,
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
-                ~earlier_pending,
+                ~earlier_waiting,
             )
             .order_by(OutboxMessage.id)
             .limit(limit)
