@@ -23,8 +23,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def api_account(request: Request, session: DbSession) -> Account:
-    """The account behind `Authorization: Bearer <token>`; 401 otherwise."""
+def bearer_token(request: Request) -> str:
+    """The token of `Authorization: Bearer <token>`; 401 without one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -33,7 +33,12 @@ def api_account(request: Request, session: DbSession) -> Account:
             code="unauthenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    account = account_for_token(session, request.app.state.settings, token.strip())
+    return token.strip()
+
+
+def api_account(request: Request, session: DbSession) -> Account:
+    """The account behind `Authorization: Bearer <token>`; 401 otherwise."""
+    account = account_for_token(session, request.app.state.settings, bearer_token(request))
     request.state.account = account
     return account
 

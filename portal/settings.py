@@ -37,8 +37,14 @@ class Settings(BaseSettings):
     token_hours: float = 12.0
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
-    login_max_failures: int = 5
-    login_lock_minutes: int = 15
+    login_max_failures: int = Field(default=5, ge=1)  # per phone from one address
+    login_lock_minutes: int = Field(default=15, ge=1)
+    # The backstop against guessing from many addresses: per phone from every address it
+    # never logged in from, and per address across every phone (docs/security.md).
+    login_phone_max_failures: int = Field(default=50, ge=1)
+    login_phone_lock_minutes: int = Field(default=60, ge=1)
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses); empty: none.
+    forwarded_allow_ips: str = ""
     http_timeout_seconds: float = 10.0
     sms_gateway_url: str = ""
     sms_gateway_key: str = ""

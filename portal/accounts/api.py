@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from portal.accounts import service
 from portal.accounts.schemas import AccountCreatedOut, AccountIn, TokenIn, TokenOut
+from portal.api import bearer_token
 from portal.db import DbSession
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -15,12 +16,18 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
     "/accounts",
     status_code=201,
     response_model=AccountCreatedOut,
-    responses={409: {"description": "手机号或证件号已注册"}, 422: {"description": "内容有误"}},
+    responses={
+        409: {"description": "手机号或证件号已注册"},
+        422: {"description": "内容有误"},
+        429: {"description": "注册尝试过于频繁"},
+    },
 )
-def api_register(body: AccountIn, session: DbSession) -> dict:
+def api_register(body: AccountIn, request: Request, session: DbSession) -> dict:
     """Register a person (居民身份证) or an enterprise (统一社会信用代码)."""
     account = service.register_account(
         session,
+        db=request.app.state.db,
+        client_ip=request.client.host if request.client else "-",
         reg=service.Registration(
             kind=body.kind,
             name=body.name,
@@ -49,5 +56,18 @@ def api_token(body: TokenIn, request: Request, session: DbSession) -> dict:
         password=body.password,
         client_ip=request.client.host if request.client else "-",
     )
-    token, expires_at = service.issue_api_token(request.app.state.settings, account=account)
+    token, expires_at = service.issue_api_token(
+        session, request.app.state.settings, account=account
+    )
     return {"token": token, "expires_at": expires_at}
+
+
+@router.delete(
+    "/tokens",
+    status_code=204,
+    responses={401: {"description": "未登录、令牌无效或已注销"}},
+)
+def api_revoke_token(request: Request, session: DbSession) -> Response:
+    """Log out of the API: the presented bearer token stops working at once."""
+    service.revoke_api_token(session, request.app.state.settings, token=bearer_token(request))
+    return Response(status_code=204)

@@ -48,13 +48,25 @@ def register_submit(request: Request, session: DbSession, form: CsrfForm):
     values.pop("password")
     next_url = _text(form, "next")
     try:
-        account = service.register_account(session, reg=reg)
-    except (Invalid, Conflict) as exc:
+        account = service.register_account(
+            session,
+            db=request.app.state.db,
+            reg=reg,
+            client_ip=request.client.host if request.client else "-",
+        )
+    except (Invalid, Conflict, Throttled) as exc:
         return render(
             request,
             "accounts/register.html",
-            {"errors": exc.fields, "values": values, "labels": REGISTER_LABELS, "next": next_url},
+            {
+                "errors": exc.fields,
+                "values": values,
+                "labels": REGISTER_LABELS,
+                "next": next_url,
+                "form_error": exc.message if isinstance(exc, Throttled) else "",
+            },
             status_code=exc.status,
+            headers=exc.headers or None,
         )
     _log_in(request, session, account)
     flash(request, "注册成功，已为您登录。")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -116,14 +118,34 @@ def validate_registration(reg: Registration) -> dict[str, str]:
     return errors
 
 
-def register_account(session: Session, *, reg: Registration) -> Account:
-    """Create an account after checking numbers by their check digits; 409 on duplicates."""
+# Registrations answered per client address: each tells whether a phone or ID number is
+# registered (409) or not (201), so a host may ask only this often.
+REGISTER_LIMIT = 30
+REGISTER_WINDOW = timedelta(hours=1)
+
+
+def register_account(
+    session: Session, *, db: Database, reg: Registration, client_ip: str
+) -> Account:
+    """Create an account after checking numbers by their check digits; 409 on duplicates.
+
+    Throttled per client address (429 with Retry-After): every attempt that gets as far
+    as the lookup counts, whatever its answer.
+    """
     reg.phone = normalise_phone(reg.phone)
     reg.id_number = normalise_id(reg.id_number)
     reg.agent_id_number = normalise_id(reg.agent_id_number) or None
     reg.agent_name = (reg.agent_name or "").strip() or None
+    key = f"register:ip:{client_ip}"
+    if wait := throttle.retry_after(db, key):
+        raise Throttled(f"注册尝试过于频繁，请 {throttle.minutes(wait)} 后再试。", retry_after=wait)
     if errors := validate_registration(reg):
         raise Invalid(errors)
+    # Counted in its own transaction before the request's begins (a 409 rolls that back,
+    # and on SQLite the request's write lock would make this wait on itself).
+    throttle.record_failure(
+        db, key, limit=REGISTER_LIMIT, window=REGISTER_WINDOW, lock=REGISTER_WINDOW
+    )
     clash = session.scalars(
         select(Account).where(or_(Account.phone == reg.phone, Account.id_number == reg.id_number))
     ).first()
@@ -149,42 +171,74 @@ def register_account(session: Session, *, reg: Registration) -> Account:
     return account
 
 
+KNOWN_ADDRESS_DAYS = 30
+
+
+def login_keys(phone: str, client_ip: str) -> dict[str, str]:
+    return {
+        "pair": f"login:pair:{phone}:{client_ip}",
+        "phone": f"login:phone:{phone}",
+        "address": f"login:ip:{client_ip}",
+        "known": f"login:known:{phone}:{client_ip}",
+    }
+
+
 def authenticate(
     session: Session, *, db: Database, settings: Settings, phone: str, password: str, client_ip: str
 ) -> Account:
-    """The account for phone + password; throttled per phone and per address (429)."""
+    """The account for phone + password; wrong guesses throttled (429 with Retry-After).
+
+    The main limit counts one phone from one address, so nobody can lock a citizen out
+    of their own phone or computer by failing logins from elsewhere. A higher, slower
+    backstop counts a phone from every address (a botnet guessing one password) and an
+    address across every phone (one host trying many numbers); the per-phone backstop
+    never applies to an address this phone logged in from in the last 30 days.
+    """
     phone = normalise_phone(phone)
-    keys = [f"login:phone:{phone}", f"login:ip:{client_ip}"]
-    wait = max(throttle.retry_after(db, key) for key in keys)
+    keys = login_keys(phone, client_ip)
+    checked = [keys["pair"], keys["address"]]
+    known = throttle.seen_within(db, keys["known"], timedelta(days=KNOWN_ADDRESS_DAYS))
+    if not known:
+        checked.append(keys["phone"])
+    wait = max(throttle.retry_after(db, key) for key in checked)
     if wait:
-        raise Throttled(f"登录失败次数过多，请 {_minutes(wait)} 后再试。", retry_after=wait)
+        raise Throttled(f"登录失败次数过多，请 {throttle.minutes(wait)} 后再试。", retry_after=wait)
     account = session.scalars(select(Account).where(Account.phone == phone)).first()
     if not verify_password(account.password_hash if account else None, password):
         # Nothing was changed in this transaction; end it so the failure counters (their
         # own transactions, kept when this request fails) don't wait on its lock.
         session.rollback()
-        window = timedelta(minutes=settings.login_lock_minutes)
+        main = timedelta(minutes=settings.login_lock_minutes)
+        backstop = timedelta(minutes=settings.login_phone_lock_minutes)
         waits = [
             throttle.record_failure(
-                db, key, limit=settings.login_max_failures, window=window, lock=window
-            )
-            for key in keys
+                db, keys["pair"], limit=settings.login_max_failures, window=main, lock=main
+            ),
+            *(
+                throttle.record_failure(
+                    db,
+                    keys[name],
+                    limit=settings.login_phone_max_failures,
+                    window=backstop,
+                    lock=backstop,
+                )
+                for name in ("phone", "address")
+            ),
         ]
-        if max(waits):
+        # The backstop of the phone does not stop this address if it is the owner's.
+        wait = max(waits[:1] + waits[2:] if known else waits)
+        if wait:
             raise Throttled(
-                f"登录失败次数过多，请 {_minutes(max(waits))} 后再试。", retry_after=max(waits)
+                f"登录失败次数过多，请 {throttle.minutes(wait)} 后再试。", retry_after=wait
             )
         # Same answer whether or not the phone is registered, so phones don't leak.
         raise Unauthenticated("手机号码或密码不正确。", code="bad_credentials")
     assert account is not None
-    session.execute(delete(ThrottleBucket).where(ThrottleBucket.key == keys[0]))
+    session.execute(delete(ThrottleBucket).where(ThrottleBucket.key == keys["pair"]))
+    throttle.mark(session, keys["known"])
     if password_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account
-
-
-def _minutes(seconds: int) -> str:
-    return f"{max(1, round(seconds / 60))} 分钟"
 
 
 def start_login_session(session: Session, *, account: Account) -> LoginSession:
@@ -205,19 +259,62 @@ def token_signer(settings: Settings) -> Signer:
     return Signer(settings.secret_key, "api-token", int(settings.token_hours * 3600))
 
 
-def issue_api_token(settings: Settings, *, account: Account) -> tuple[str, datetime]:
-    """A bearer token for the JSON API, valid for PORTAL_TOKEN_HOURS."""
-    token = token_signer(settings).dumps({"a": account.id})
+def _password_fingerprint(settings: Settings, account: Account) -> str:
+    # Changes with the password hash, so a new password ends every token issued before it.
+    # Keyed, because a token's payload is readable (signed, not encrypted).
+    digest = hmac.new(
+        settings.secret_key.encode(), account.password_hash.encode(), hashlib.sha256
+    ).hexdigest()
+    return digest[:16]
+
+
+def issue_api_token(
+    session: Session, settings: Settings, *, account: Account
+) -> tuple[str, datetime]:
+    """A bearer token for the JSON API, valid for PORTAL_TOKEN_HOURS until revoked.
+
+    It names a server-side login record (the table web sessions use), so
+    `DELETE /api/v1/tokens` really ends it, and carries a fingerprint of the password
+    hash, so a changed password ends it too.
+    """
+    login = start_login_session(session, account=account)
+    token = token_signer(settings).dumps(
+        {"a": account.id, "s": login.id, "p": _password_fingerprint(settings, account)}
+    )
     return token, utcnow() + timedelta(hours=settings.token_hours)
 
 
-def account_for_token(session: Session, settings: Settings, token: str) -> Account:
+def _token_login(session: Session, settings: Settings, token: str) -> tuple[Account, LoginSession]:
     value, problem = token_signer(settings).loads(token)
     if problem == "expired":
         raise Unauthenticated("登录已过期，请重新登录。", code="token_expired")
-    if not isinstance(value, dict) or not isinstance(value.get("a"), int):
-        raise Unauthenticated("登录凭证无效，请重新登录。", code="invalid_token")
+    invalid = Unauthenticated("登录凭证无效，请重新登录。", code="invalid_token")
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("a"), int)
+        or not isinstance(value.get("s"), str)
+        or not isinstance(value.get("p"), str)
+    ):
+        raise invalid
+    login = session.get(LoginSession, value["s"])
+    if login is None or login.account_id != value["a"]:
+        raise invalid
+    if login.ended_at is not None:
+        raise Unauthenticated("该登录凭证已注销，请重新登录。", code="token_revoked")
     account = session.get(Account, value["a"])
     if account is None:
-        raise Unauthenticated("登录凭证无效，请重新登录。", code="invalid_token")
-    return account
+        raise invalid
+    if not hmac.compare_digest(value["p"], _password_fingerprint(settings, account)):
+        raise Unauthenticated("密码已修改，请重新登录。", code="token_revoked")
+    return account, login
+
+
+def account_for_token(session: Session, settings: Settings, token: str) -> Account:
+    """The account behind a bearer token; 401 when expired, forged, revoked or outdated."""
+    return _token_login(session, settings, token)[0]
+
+
+def revoke_api_token(session: Session, settings: Settings, *, token: str) -> None:
+    """Logout of the API: the token's login record ends; a copy of the token is worthless."""
+    _, login = _token_login(session, settings, token)
+    login.ended_at = utcnow()
