@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -224,8 +225,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from portal.calendar import service as calendar_service
         from portal.exchange.dispatcher import Dispatcher
 
+        # The calendar an operator loaded (`portal calendar load`), then kept fresh.
+        await run_in_threadpool(calendar_service.refresh, db)
+        calendar_task = asyncio.create_task(calendar_service.keep_fresh(db), name="calendar")
         task = None
         if settings.dispatcher:
             dispatcher = Dispatcher(settings, db)
@@ -234,6 +239,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
+            calendar_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await calendar_task
             if task is not None:
                 app.state.dispatcher.stop()
                 task.cancel()

@@ -130,6 +130,50 @@ def cmd_catalogue_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendar_load(args: argparse.Namespace) -> int:
+    from portal import migrations
+    from portal.calendar.rules import CalendarFileError, read_file
+    from portal.calendar.service import load_years
+    from portal.db import Database
+
+    settings = _settings()
+    path = Path(args.file)
+    try:
+        years = read_file(path)
+    except CalendarFileError as exc:
+        print(f"无法载入节假日安排文件：{exc}", file=sys.stderr)
+        return 2
+    migrations.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        with db.session(write=True) as session, session.begin():
+            report = load_years(session, years=years, source=path.name)
+    finally:
+        db.dispose()
+    print("\n".join(report.lines()))
+    print("运行中的门户进程将在 1 分钟内采用新的安排。")
+    return 0
+
+
+def cmd_calendar_show(args: argparse.Namespace) -> int:
+    from portal import migrations
+    from portal.calendar.service import refresh, show_lines
+    from portal.db import Database
+
+    if not 2004 <= args.year <= 2100:
+        print("年份应在 2004–2100 之间", file=sys.stderr)
+        return 2
+    settings = _settings()
+    migrations.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        refresh(db)
+    finally:
+        db.dispose()
+    print("\n".join(show_lines(args.year)))
+    return 0
+
+
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from portal.db import Database
     from portal.exchange.admin import list_messages
@@ -239,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
         "file", nargs="?", help="a file in the bundled format (default: the bundled catalogue)"
     )
     load.set_defaults(func=cmd_catalogue_load)
+
+    calendar = sub.add_parser("calendar", help="the official working-day calendar")
+    cal_sub = calendar.add_subparsers(dest="calendar_command", required=True)
+    cal_load = cal_sub.add_parser(
+        "load", help="load a year's State Council holiday notice and recompute provisional dates"
+    )
+    cal_load.add_argument("file")
+    cal_load.set_defaults(func=cmd_calendar_load)
+    cal_show = cal_sub.add_parser("show", help="print a year's holidays, official or provisional")
+    cal_show.add_argument("year", type=int)
+    cal_show.set_defaults(func=cmd_calendar_show)
 
     outbox = sub.add_parser("outbox", help="messages waiting to leave")
     out_sub = outbox.add_subparsers(dest="outbox_command", required=True)

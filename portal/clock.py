@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
+from portal.calendar.rules import WorkCalendar, bundled
 
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -24,44 +22,51 @@ def today_cst() -> date:
     return utcnow().astimezone(CST).date()
 
 
+# The working-day calendar in use: the bundled notices, then those an operator loaded
+# (portal.calendar.service installs them from the database and keeps them fresh).
+_calendar: WorkCalendar | None = None
+
+
+def work_calendar() -> WorkCalendar:
+    global _calendar
+    if _calendar is None:
+        _calendar = WorkCalendar(bundled())
+    return _calendar
+
+
+def install_calendar(calendar: WorkCalendar | None) -> None:
+    """Swap the calendar in use (one reference: readers see the old or the new, whole)."""
+    global _calendar
+    _calendar = calendar
+
+
 def calendar_covers(day: date) -> bool:
-    """Whether the official holiday calendar is published for this day's year."""
-    try:
-        chinese_calendar.is_workday(day)
-    except NotImplementedError:
-        return False
-    return True
+    """Whether the official arrangement (the State Council's notice) of this day's year is in."""
+    return work_calendar().is_official(day.year)
 
 
-@functools.lru_cache(maxsize=8192)
+def span_official(start: date, end: date) -> bool:
+    """Whether a date computed from `start` to `end` rests on official notices only."""
+    return work_calendar().span_official(start, end)
+
+
 def is_working_day(day: date) -> bool:
     """Official working day: holidays off, adjusted weekend days (调休) on.
 
-    For a year whose calendar the State Council has not yet published, Monday to
-    Friday are assumed; `calendar_covers` tells callers to call such dates provisional.
-    Cached: every case page counts the working days to its due date, and the
-    calendar data is fixed for the life of the process (a new year's calendar comes
-    with a new chinese-calendar release, hence a restart).
+    For a year not yet published, weekends and the statutory holidays are off
+    (portal.calendar.rules); `calendar_covers` tells callers to mark such dates 预计.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return day.weekday() < 5
+    return work_calendar().is_working_day(day)
+
+
+def is_statutory_holiday(day: date) -> bool:
+    """A day closed by law or by the notice; nothing is ever booked on one."""
+    return work_calendar().is_statutory_holiday(day)
 
 
 def add_working_days(start: date, days: int) -> date:
     """The `days`-th working day after `start` (the start day itself does not count)."""
-    if days < 0:
-        raise ValueError("days must not be negative")
-    current = start
-    counted = 0
-    while counted < days:
-        current += timedelta(days=1)
-        if is_working_day(current):
-            counted += 1
-    return current
+    return work_calendar().add_working_days(start, days)
 
 
 def working_days_left(today: date, due: date) -> int:

@@ -88,6 +88,16 @@ def make_phone() -> str:
 # --- database -----------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def bundled_calendar() -> Iterator[None]:
+    """Every test starts and ends on the bundled calendar: a loaded notice is per database."""
+    from portal.calendar.service import forget_installed
+
+    forget_installed()
+    yield
+    forget_installed()
+
+
 @pytest.fixture(scope="session")
 def catalogue_file():
     return read_catalogue_file(CATALOGUE)

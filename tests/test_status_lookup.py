@@ -39,7 +39,15 @@ def test_lookup_answers_status_due_date_and_timeline_with_nothing_personal(clien
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"case_no", "item_name", "status", "status_label", "due_date", "timeline"}
+    assert set(body) == {
+        "case_no",
+        "item_name",
+        "status",
+        "status_label",
+        "due_date",
+        "due_date_provisional",
+        "timeline",
+    }
     assert body["case_no"] == case_no and body["item_name"] == item["name"]
     assert body["status"] == "accepted" and body["status_label"] == "已受理，正在审查"
     assert body["due_date"] == "2030-01-10"

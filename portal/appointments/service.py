@@ -247,7 +247,12 @@ def book_appointment(
         day=day,
         period=period,
     )
-    if live_appointment(session, case=case, purpose=request.purpose) is not None:
+    live = live_appointment(session, case=case, purpose=request.purpose)
+    if live is not None and not is_working_day(live.date):
+        # Rebooking a day a later notice closed (the citizen was told to rebook): the old
+        # booking is cancelled in this same transaction, so the case never has two.
+        cancel_appointment(session, account=account, appointment_id=live.appointment_id)
+    elif live is not None:
         raise Conflict("该办件已有一个预约，请先取消原预约再重新预约。", code="already_booked")
     if not _take_slot(session, choice=request.choice, day=request.day, period=request.period):
         raise Conflict(FULL_MESSAGE, code="slot_full")
@@ -370,6 +375,8 @@ def appointment_view(session: Session, appointment: Appointment) -> dict[str, An
         "window_name": window.get("name", ""),
         "date": appointment.date,
         "provisional": not calendar_covers(appointment.date),
+        # A notice loaded after booking closed the day: the citizen must rebook.
+        "closed_day": appointment.status == "booked" and not is_working_day(appointment.date),
         "period": appointment.period,
         "period_label": PERIODS[appointment.period],
         "status": appointment.status,

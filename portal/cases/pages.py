@@ -13,7 +13,7 @@ from portal.cases.forms import missing_fields
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.catalogue.service import halls_of
-from portal.clock import today_cst
+from portal.clock import is_working_day, today_cst
 from portal.delivery.models import Delivery
 from portal.delivery.service import delivery_info
 from portal.ratings.models import Rating
@@ -107,12 +107,18 @@ def _issue5_context(
                 session, account=account, kind=m["kind"], exclude=have
             )
     outstanding = service.outstanding_deferred(case)
+    provisional = {
+        d["code"]
+        for d in (case.commitment or {}).get("deferred_materials", [])
+        if d.get("provisional")
+    }
     today = today_cst()
     supplement = [
         {
             "material": m,
             "due_date": date.fromisoformat(outstanding[m["code"]]),
             "overdue": date.fromisoformat(outstanding[m["code"]]) < today,
+            "provisional": m["code"] in provisional,
             "files": files.get(m["code"], []),
         }
         for m in item.materials
@@ -138,7 +144,8 @@ def _issue5_context(
         "book_purposes": [
             (p, appointments.PURPOSES[p])
             for p in appointments.purposes_for(session, case=case, item=item)
-            if appointments.live_appointment(session, case=case, purpose=p) is None
+            if (live := appointments.live_appointment(session, case=case, purpose=p)) is None
+            or not is_working_day(live.date)  # a later notice closed that day: rebook
         ],
         "bundle": bundle,
     }

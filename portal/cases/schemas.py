@@ -113,6 +113,9 @@ class RatingOut(BaseModel):
 class DeferredOut(BaseModel):
     code: str
     due_date: str
+    due_date_provisional: bool = Field(
+        description="computed before the year's holiday notice was out (预计); recomputed when it is loaded"
+    )
     supplemented_at: str | None
 
 
@@ -151,6 +154,9 @@ class CaseOut(BaseModel):
     created_at: datetime
     submitted_at: datetime | None
     due_date: date | None
+    due_date_provisional: bool = Field(
+        description="the portal computed due_date before that year's holiday notice was out (预计)"
+    )
     acceptance_no: str | None
     form: dict[str, Any]
     timeline: list[TimelineOut] = Field(description="newest first")

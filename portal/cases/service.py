@@ -20,8 +20,8 @@ from portal.catalogue.models import Item
 from portal.catalogue.service import get_item
 from portal.clock import (
     add_working_days,
-    calendar_covers,
     rfc3339,
+    span_official,
     today_cst,
     utcnow,
     working_days_left,
@@ -418,12 +418,19 @@ def submit_formally(
             "replaced_materials": [c for c in replaced if not files.get(c)],
         }
     elif deferred:
-        due = add_working_days(today_cst(), DEFER_WORKING_DAYS).isoformat()
+        start = today_cst()
+        due = add_working_days(start, DEFER_WORKING_DAYS)
+        # The basis lets `portal calendar load` recompute a deadline that was provisional.
+        basis = {"start": start.isoformat(), "days": DEFER_WORKING_DAYS}
+        provisional = not span_official(start, due)
         case.commitment = {
             "kind": "rongque",
             "text": RONGQUE_TEXT,
             "signed_at": rfc3339(now),
-            "deferred_materials": [{"code": c, "due_date": due} for c in deferred],
+            "deferred_materials": [
+                {"code": c, "due_date": due.isoformat(), "basis": basis, "provisional": provisional}
+                for c in deferred
+            ],
         }
     else:
         case.commitment = None
@@ -592,7 +599,7 @@ def due_info(case: Case) -> dict[str, Any] | None:
     return {
         "date": case.due_date,
         "left": working_days_left(today_cst(), case.due_date),
-        "provisional": case.due_date_provisional or not calendar_covers(case.due_date),
+        "provisional": case.due_date_provisional,
     }
 
 
@@ -630,6 +637,7 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         "created_at": case.created_at,
         "submitted_at": case.submitted_at,
         "due_date": case.due_date,
+        "due_date_provisional": bool(case.due_date and case.due_date_provisional),
         "acceptance_no": case.acceptance_no,
         "form": case.form,
         "timeline": [
@@ -685,6 +693,7 @@ def _commitment_view(commitment: dict[str, Any] | None) -> dict[str, Any] | None
             {
                 "code": d["code"],
                 "due_date": d["due_date"],
+                "due_date_provisional": bool(d.get("provisional")),
                 "supplemented_at": d.get("supplemented_at"),
             }
             for d in commitment.get("deferred_materials", [])

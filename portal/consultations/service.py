@@ -21,7 +21,7 @@ from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.models import Case
 from portal.cases.service import get_own_case
-from portal.clock import add_working_days, calendar_covers, to_cst, today_cst, working_days_left
+from portal.clock import add_working_days, span_official, to_cst, today_cst, working_days_left
 from portal.consultations.models import Consultation
 from portal.errors import Conflict, Invalid, NotFound
 from portal.exchange import schemas
@@ -221,7 +221,9 @@ def consultation_view(consultation: Consultation, case_no: str | None = None) ->
         "contact": {"name": consultation.contact_name, "phone": consultation.contact_phone},
         "created_at": consultation.created_at,
         "due_date": consultation.due_date,
-        "due_provisional": not calendar_covers(consultation.due_date),
+        "due_provisional": not span_official(
+            to_cst(consultation.created_at).date(), consultation.due_date
+        ),
         "days_left": None if answered else working_days_left(today, consultation.due_date),
         "answer": consultation.answer,
         "answered_at": consultation.answered_at,

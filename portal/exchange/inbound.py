@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Hall, Item
-from portal.clock import CST, add_working_days, calendar_covers, utcnow
+from portal.clock import CST, add_working_days, span_official, utcnow
 from portal.consultations.service import apply_answer as _consultation_answered
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, NotFound
@@ -73,12 +73,16 @@ def _accepted(ctx: Context, d: schemas.AcceptedIn) -> None:
     case.acceptance_no = d.acceptance_no
     case.accepted_at = ctx.at
     if d.due_date is not None:
-        case.due_date, case.due_date_provisional = d.due_date, False
+        # The bureau's own commitment: never recomputed by the portal.
+        case.due_date, case.due_date_provisional, case.due_basis = d.due_date, False, None
     else:
         item = ctx.session.get(Item, case.item_code)
         start = ctx.at.astimezone(CST).date()
-        case.due_date = add_working_days(start, item.promised_days if item else 20)
-        case.due_date_provisional = not (calendar_covers(start) and calendar_covers(case.due_date))
+        days = item.promised_days if item else 20
+        case.due_date = add_working_days(start, days)
+        # Kept so `portal calendar load` can recompute a date that rests on a guess.
+        case.due_basis = {"start": start.isoformat(), "days": days}
+        case.due_date_provisional = not span_official(start, case.due_date)
     ctx.apply(
         "case.accepted", f"受理编号 {d.acceptance_no}，承诺 {case.due_date.isoformat()} 前办结"
     )

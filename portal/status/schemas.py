@@ -19,4 +19,5 @@ class PublicStatusOut(BaseModel):
     status: str
     status_label: str
     due_date: date | None
+    due_date_provisional: bool = False
     timeline: list[PublicTimelineOut] = Field(description="newest first; labels only, no details")

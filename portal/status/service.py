@@ -20,7 +20,7 @@ from portal.cases import service as case_service
 from portal.cases import states
 from portal.cases.models import Case, TimelineEntry
 from portal.catalogue.models import Item
-from portal.clock import add_working_days, calendar_covers, to_cst, today_cst
+from portal.clock import add_working_days, span_official, to_cst, today_cst
 from portal.db import Database
 from portal.errors import Invalid, NotFound, Throttled
 from portal.security import Signer
@@ -136,6 +136,7 @@ def public_view(session: Session, *, case: Case) -> dict[str, Any]:
         "status": case.status,
         "status_label": states.STATUS_LABELS[case.status],
         "due_date": case.due_date,
+        "due_date_provisional": bool(case.due_date and case.due_date_provisional),
         "timeline": [
             {"at": e.at, "type": e.type, "label": e.label} for e in public_timeline(session, case)
         ],
@@ -162,7 +163,9 @@ def receipt_info(case: Case, item: Item) -> dict[str, Any] | None:
     finish: date = case.due_date or add_working_days(start, item.promised_days)
     info["finish_by"] = finish
     info["finish_is_due_date"] = case.due_date is not None
-    info["provisional"] = not calendar_covers(finish)
+    info["provisional"] = (
+        case.due_date_provisional if case.due_date is not None else not span_official(start, finish)
+    )
     return info
 
 
