@@ -228,6 +228,7 @@ def create_app(
     app.state.store = BlobStore(settings.data_dir / "blobs")
     app.state.dispatcher = dispatcher
     app.state.throttle = auth.LoginThrottle()
+    app.state.staff_sessions = auth.StaffSessions()
     app.state.basic_cache = auth.BasicAuthCache()
     app.state.templates = _templates()
 

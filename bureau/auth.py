@@ -25,8 +25,7 @@ from bureau.settings import Settings
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
 
-SESSION_STAFF = "staff"
-SESSION_LOGIN_AT = "login_at"
+SESSION_ID = "sid"
 SESSION_CSRF = "csrf"
 SESSION_MAX_HOURS = 12
 CSRF_FIELD = "csrf_token"
@@ -76,21 +75,43 @@ def seed_staff(session: Session, settings: Settings) -> str | None:
 
 
 class LoginThrottle:
-    """Counts failures per account and per client address; locks for a while past a limit.
+    """Counts failed sign-ins; locks for a while past a limit.
 
-    In memory and per process: enough for one reference back office, and it resets on
-    restart, which an operator locked out by a typo may even welcome.
+    The main limit counts one account from one address, so failures from elsewhere never
+    lock a clerk out of their own computer. Backstops, higher and slower: an account from
+    every address it never signed in from (guessing from many hosts), and an address across
+    every account. In memory and per process: enough for one reference back office, and
+    it resets on restart, which an operator locked out by a typo may even welcome.
     """
 
     def __init__(
-        self, *, per_user: int = 5, per_address: int = 20, window: int = 900, lock: int = 900
+        self,
+        *,
+        per_pair: int = 5,
+        per_user: int = 50,
+        per_address: int = 20,
+        window: int = 900,
+        lock: int = 900,
+        backstop_window: int = 3600,
+        backstop_lock: int = 3600,
     ) -> None:
-        self.limits = {"user": per_user, "ip": per_address}
-        self.window = window
-        self.lock = lock
+        self.limits = {"pair": per_pair, "user": per_user, "ip": per_address}
+        self.windows = {"pair": (window, lock), "user": (backstop_window, backstop_lock)}
+        self.windows["ip"] = self.windows["user"]
         self._failures: dict[str, list[float]] = {}
         self._locked_until: dict[str, float] = {}
+        self._known: set[tuple[str, str]] = set()  # (user, address) that signed in
         self._mutex = threading.Lock()
+
+    def keys(self, username: str, address: str) -> list[str]:
+        """The counters that hold this attempt back (the account's own backstop spares
+        the addresses it signed in from)."""
+        user = username.strip().lower()
+        keys = [f"pair:{user}\x00{address}", f"ip:{address}"]
+        with self._mutex:
+            if (user, address) not in self._known:
+                keys.append(f"user:{user}")
+        return keys
 
     def check(self, keys: Iterable[str]) -> None:
         now = time.monotonic()
@@ -102,25 +123,30 @@ class LoginThrottle:
                 f"登录失败次数过多，请 {minutes} 分钟后再试。", retry_after=int(wait) + 1
             )
 
-    def failed(self, keys: Iterable[str]) -> None:
+    def failed(self, username: str, address: str) -> None:
+        """Count one failure on every counter (even the spared backstop keeps counting)."""
+        user = username.strip().lower()
         now = time.monotonic()
         with self._mutex:
-            for key in keys:
-                recent = [t for t in self._failures.get(key, []) if now - t < self.window]
+            for key in (f"pair:{user}\x00{address}", f"ip:{address}", f"user:{user}"):
+                kind = key.split(":", 1)[0]
+                window, lock = self.windows[kind]
+                recent = [t for t in self._failures.get(key, []) if now - t < window]
                 recent.append(now)
                 self._failures[key] = recent
-                if len(recent) >= self.limits[key.split(":", 1)[0]]:
-                    self._locked_until[key] = now + self.lock
+                if len(recent) >= self.limits[kind]:
+                    self._locked_until[key] = now + lock
                     self._failures[key] = []
+            if len(self._failures) > 10000:  # a flood of made-up names: forget old counts
+                self._failures.clear()
 
-    def succeeded(self, keys: Iterable[str]) -> None:
+    def succeeded(self, username: str, address: str) -> None:
+        user = username.strip().lower()
         with self._mutex:
-            for key in keys:
-                self._failures.pop(key, None)
-
-
-def _throttle_keys(username: str, address: str) -> list[str]:
-    return [f"user:{username.strip().lower()}", f"ip:{address}"]
+            self._failures.pop(f"pair:{user}\x00{address}", None)
+            if len(self._known) > 10000:
+                self._known.clear()
+            self._known.add((user, address))
 
 
 def authenticate(
@@ -136,15 +162,14 @@ def authenticate(
 
     `record=False` (API calls) changes nothing, so a read-only session is enough.
     """
-    keys = _throttle_keys(username, address)
-    throttle.check(keys)
+    throttle.check(throttle.keys(username, address))
     user = session.scalars(select(StaffUser).where(StaffUser.username == username.strip())).first()
     if not verify_password(user.password_hash if user else None, password):
-        throttle.failed(keys)
+        throttle.failed(username, address)
         # One message whether or not the account exists, so usernames don't leak.
         raise Unauthenticated("用户名或密码不正确。")
     assert user is not None
-    throttle.succeeded(keys)
+    throttle.succeeded(username, address)
     if not record:
         return user
     if _hasher.check_needs_rehash(user.password_hash):
@@ -237,20 +262,61 @@ def check_csrf(request: Request, sent: object) -> None:
         raise Forbidden("页面已过期或请求来源不明，请刷新页面后重试。")
 
 
+class StaffSessions:
+    """Console sign-ins held on the server: the cookie carries only a random id, so signing
+    out ends the sign-in itself and a copy of the cookie is worthless afterwards.
+
+    In memory, like the throttle: the reference back office is one process, and a restart
+    signs every clerk out, which errs on the safe side.
+    """
+
+    def __init__(self, max_age: int = SESSION_MAX_HOURS * 3600) -> None:
+        self.max_age = max_age
+        self._live: dict[str, tuple[str, float]] = {}  # id -> (username, started)
+        self._mutex = threading.Lock()
+
+    def start(self, username: str) -> str:
+        sid = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._mutex:
+            self._live = {k: v for k, v in self._live.items() if now - v[1] < self.max_age}
+            self._live[sid] = (username, now)
+        return sid
+
+    def staff(self, sid: object) -> str | None:
+        if not isinstance(sid, str):
+            return None
+        with self._mutex:
+            entry = self._live.get(sid)
+        if entry is None or time.time() - entry[1] > self.max_age:
+            return None
+        return entry[0]
+
+    def end(self, sid: object) -> None:
+        if isinstance(sid, str):
+            with self._mutex:
+                self._live.pop(sid, None)
+
+
+def _sessions(request: Request) -> StaffSessions:
+    return request.app.state.staff_sessions
+
+
 def start_session(request: Request, username: str) -> None:
     # A fresh session (and CSRF token) at sign-in, so nothing planted before carries over.
     request.session.clear()
-    request.session[SESSION_STAFF] = username
-    request.session[SESSION_LOGIN_AT] = int(time.time())
+    request.session[SESSION_ID] = _sessions(request).start(username)
     csrf_token(request)
 
 
+def end_session(request: Request) -> None:
+    """Sign out: the server forgets the sign-in, then the cookie is emptied."""
+    _sessions(request).end(request.session.get(SESSION_ID))
+    request.session.clear()
+
+
 def session_staff(request: Request) -> str | None:
-    username = request.session.get(SESSION_STAFF)
-    login_at = request.session.get(SESSION_LOGIN_AT)
-    if not isinstance(username, str) or not isinstance(login_at, int):
-        return None
-    if time.time() - login_at > SESSION_MAX_HOURS * 3600:
-        request.session.clear()
-        return None
+    username = _sessions(request).staff(request.session.get(SESSION_ID))
+    if username is None and SESSION_ID in request.session:
+        request.session.pop(SESSION_ID, None)
     return username

@@ -122,7 +122,7 @@ def login(request: Request, session: DbSession, form: CheckedForm) -> Response:
 
 @router.post("/staff/logout")
 def logout(request: Request, form: CheckedForm) -> RedirectResponse:
-    request.session.clear()
+    auth.end_session(request)
     return RedirectResponse("/staff/login", status_code=303)
 
 
