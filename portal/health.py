@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -17,8 +16,13 @@ def healthz() -> dict:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    """The database answers and the back office is reachable."""
+def readyz(request: Request) -> JSONResponse:
+    """The portal's own database answers.
+
+    The back office is not checked: nothing a citizen does waits on it (events queue in
+    the outbox until it is back), so its outage must not take the site out of the load
+    balancer. Its reachability is a metric (`portal_bureau_up` at /metrics).
+    """
     checks: dict[str, str] = {}
     try:
         with request.app.state.db.session() as session:
@@ -26,16 +30,6 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            response = await client.get(
-                request.app.state.settings.bureau_url.rstrip("/") + "/healthz"
-            )
-        checks["bureau"] = (
-            "ok" if response.status_code < 500 else f"error: HTTP {response.status_code}"
-        )
-    except httpx.HTTPError as exc:
-        checks["bureau"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

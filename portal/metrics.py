@@ -175,8 +175,41 @@ class OutboxCollector:
         )
 
 
-def exposition(db: Any) -> bytes:
-    """The text format of one scrape: every worker's request counts plus the outbox gauges."""
+class BureauCollector:
+    """Whether the back office's /healthz answers, probed at scrape time.
+
+    A metric, not a readiness check: the portal serves citizens while the back office is
+    down (the outbox holds what must reach it), so an alert, not the load balancer, acts.
+    """
+
+    def __init__(self, bureau_url: str, timeout: float = 2.0) -> None:
+        self.url = bureau_url.rstrip("/") + "/healthz"
+        self.timeout = timeout
+
+    def collect(self) -> Iterable[Any]:
+        import httpx
+        from prometheus_client.core import GaugeMetricFamily
+
+        started = time.perf_counter()
+        try:
+            up = httpx.get(self.url, timeout=self.timeout).status_code < 500
+        except httpx.HTTPError:
+            up = False
+        yield GaugeMetricFamily(
+            "portal_bureau_up",
+            "1 when the back office's /healthz answered this scrape, else 0.",
+            value=1 if up else 0,
+        )
+        yield GaugeMetricFamily(
+            "portal_bureau_probe_seconds",
+            "Time the probe of the back office's /healthz took (up to its 2 s timeout).",
+            value=time.perf_counter() - started,
+        )
+
+
+def exposition(db: Any, bureau_url: str | None = None) -> bytes:
+    """The text format of one scrape: every worker's request counts plus the outbox gauges
+    (and, given its URL, whether the back office answers)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     # No auto-describe: it would run the outbox query once more at registration.
@@ -189,6 +222,8 @@ def exposition(db: Any) -> bytes:
         for instrument in instruments():
             registry.register(instrument)
     registry.register(OutboxCollector(db))
+    if bureau_url:
+        registry.register(BureauCollector(bureau_url))
     return generate_latest(registry)
 
 
@@ -213,4 +248,5 @@ def metrics(request: Request) -> Response:
         return PlainTextResponse("Not Found", status_code=404)
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    return Response(exposition(request.app.state.db), media_type=CONTENT_TYPE_LATEST)
+    body = exposition(request.app.state.db, request.app.state.settings.bureau_url)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

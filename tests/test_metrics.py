@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from portal.clock import utcnow
 from portal.exchange.models import OutboxMessage
 from portal.exchange.outbox import DEAD, enqueue_event
-from tests.live import BIN, ProcessServer, free_port
+from tests.live import BIN, ProcessServer, ThreadServer, free_port
 
 
 def scrape(client: TestClient) -> str:
@@ -90,6 +90,43 @@ def test_metrics_refuse_public_addresses(app):
         assert private.get("/metrics").status_code == 200
 
 
+def test_readiness_is_the_database_and_the_back_office_is_a_metric(settings):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from portal.app import create_app
+
+    def bureau_healthz(request):
+        return JSONResponse({"status": "ok"})
+
+    # The back office down (the test settings point at bureau.invalid): still ready.
+    down = create_app(settings)
+    with TestClient(down, client=("127.0.0.1", 40000)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+        assert sample(scrape(client), "portal_bureau_up") == 0
+    with ThreadServer(Starlette(routes=[Route("/healthz", bureau_healthz)])) as bureau:
+        up = create_app(settings.model_copy(update={"bureau_url": bureau.url}))
+        with TestClient(up, client=("127.0.0.1", 40000)) as client:
+            assert client.get("/readyz").status_code == 200
+            text = scrape(client)
+            assert sample(text, "portal_bureau_up") == 1
+            assert 0 < sample(text, "portal_bureau_probe_seconds") < 2
+
+
+def test_readiness_fails_without_the_database(settings):
+    from portal.app import create_app
+    from portal.db import Database
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        app.state.db = Database("sqlite:////nonexistent/dir/portal.db")  # it cannot open
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("error")
+
+
 @pytest.fixture
 def served(tmp_path, database_url):
     """`portal serve --workers 2` with JSON logs, its back office unreachable."""
@@ -126,11 +163,11 @@ def test_workers_share_their_counts_and_log_json_with_the_request_id(served):
     files = list((served.log.parent / "data" / "metrics").glob("*/counter_*.db"))
     assert len(files) == 2, files  # one per worker process
 
-    # /readyz names what is not ready (here the back office) and answers 503.
+    # The back office is down, yet the portal is ready: nothing a citizen does waits on it.
     ready = httpx.get(served.url + "/readyz")
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["database"] == "ok"
-    assert ready.json()["checks"]["bureau"].startswith("error")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok"}
+    assert sample(httpx.get(served.url + "/metrics").text, "portal_bureau_up") == 0
 
     # One JSON object per log line, carrying the request id the client sent.
     httpx.get(served.url + "/items", headers={"X-Request-ID": "bench42abc"})
