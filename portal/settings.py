@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,13 @@ class Settings(BaseSettings):
     def prepare(self) -> Settings:
         """Create the data dir, fill in derived defaults, refuse demo secrets outside dev."""
         self.data_dir = self.data_dir.resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.data_dir.exists():
+            # Only the portal's user may list it: it holds the database, keys and uploads.
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, exist_ok=True)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'portal.db'}"
+        _private_sqlite_file(self.database_url)
         if not self.secret_key:
             self.secret_key = _kept_secret(self.data_dir / "secret_key")
         if self.bureau_secret == DEV_BUREAU_SECRET:
@@ -81,6 +87,28 @@ class Settings(BaseSettings):
                 "anyone can forge back-office callbacks. Set a real secret in production."
             )
         return self
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite database file readable by the portal's user alone (0600).
+
+    SQLite would create it with the umask's mode (often world-readable), and it holds ID
+    and phone numbers in clear. Created empty here first (a valid empty database); SQLite
+    gives its -wal and -shm files the mode of the database file.
+    """
+    if not url.startswith("sqlite"):
+        return
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if each.exists() and each.stat().st_mode & 0o077:
+                each.chmod(0o600)  # made by an older version, or copied in
+    except OSError as exc:  # a read-only mount, someone else's file: SQLite will say more
+        log.warning("could not make %s private: %s", path, exc)
 
 
 def _kept_secret(path: Path) -> str:
