@@ -203,9 +203,9 @@ def _file_response(request: Request, case_file, *, thumb: bool = False) -> Respo
         data = store.read_thumb(case_file.sha256)
         if data is None:
             raise NotFound("没有缩略图。")
-        return Response(
-            data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-        )
+        # Never kept by a browser: a hall's shared computer would show the next citizen
+        # the last one's ID card, even from the cache after logout.
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
     return StreamingResponse(
         store.chunks(case_file.sha256),
         media_type=case_file.content_type,
