@@ -184,8 +184,25 @@ def test_message_centre_pages_unread_count_and_privacy(client, auth, person):
     opened = client.get(f"/messages/{first['id']}")
     assert opened.status_code == 200
     assert "申请已受理" in opened.text and f'href="/cases/{case_no}"' in opened.text
-    assert 'aria-label="1 条未读"' in opened.text
+    # Reading is a GET and changes nothing; marking read is a form (works with JS off).
+    assert messages(client, auth)["unread"] == 2
+    assert "标为已读" in opened.text
+    forged = client.post(f"/messages/{first['id']}/read", data={"csrf_token": "forged"})
+    assert forged.status_code == 403 and messages(client, auth)["unread"] == 2
+    marked = client.post(
+        f"/messages/{first['id']}/read",
+        data={"csrf_token": csrf_of(opened.text)},
+        follow_redirects=False,
+    )
+    assert marked.status_code == 303 and marked.headers["location"] == f"/messages/{first['id']}"
+    after = client.get(marked.headers["location"])
+    assert "已标为已读" in after.text and 'aria-label="1 条未读"' in after.text
+    assert "标为已读</button>" not in after.text
     assert messages(client, auth)["unread"] == 1
+    assert (
+        client.post("/messages/99999/read", data={"csrf_token": csrf_of(opened.text)}).status_code
+        == 404
+    )
     # Someone else's message, or nonsense, is 404 like a missing one.
     stranger = bearer(client, register(client, name="陌生人"))
     theirs = client.post(f"/api/v1/messages/{first['id']}/read", headers=stranger)

@@ -1,4 +1,4 @@
-"""消息中心 pages: the list with unread ones marked, one message, mark all read."""
+"""消息中心 pages: the list with unread ones marked, one message, mark one or all read."""
 
 from __future__ import annotations
 
@@ -22,12 +22,8 @@ def messages_page(request: Request, session: DbSession, account: LoggedIn):
 
 @router.get("/messages/{message_id}")
 def message_page(request: Request, message_id: str, session: DbSession, account: LoggedIn):
+    # Only shows: a GET changes nothing (a prefetch or a crawler must not mark it read).
     message = service.get_own_message(session, account=account, message_id=message_id)
-    unread = getattr(request.state, "unread", 0)
-    if message.read_at is None:
-        # This GET's own session only reads; opening a message is a short write of its own.
-        with request.app.state.db.session(write=True) as write, write.begin():
-            unread -= service.mark_read(write, account=account, message_ids=[message.id])
     case_no = None
     if message.case_id is not None:
         case = session.get(Case, message.case_id)
@@ -39,9 +35,18 @@ def message_page(request: Request, message_id: str, session: DbSession, account:
             "message": message,
             "case_no": case_no,
             "link": safe_next(message.link, "") if message.link else "",
-            "unread": max(0, unread),
         },
     )
+
+
+@router.post("/messages/{message_id}/read")
+def mark_one_read(
+    request: Request, message_id: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    message = service.get_own_message(session, account=account, message_id=message_id)
+    service.mark_read(session, account=account, message_ids=[message.id])
+    flash(request, "已标为已读。")
+    return redirect(f"/messages/{message.id}")
 
 
 @router.post("/messages/read")
