@@ -8,6 +8,13 @@ short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so several workers
 never send the same message at once; a worker that dies loses its lease when it
 expires and another worker sends the message again — the receiver's idempotency
 by event_id makes that harmless.
+
+Independence: the loop keeps up to CONCURRENCY sends in flight and claims the next
+message as soon as one finishes, so a slow answer occupies one slot, never a whole
+pass; each send has a total deadline (not only a per-read timeout: a peer that
+trickles a byte every few seconds would never trip that), after which it is retried
+like a timeout. Per-case order holds because a message in flight is still pending,
+and a later one of its case is not claimable behind it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 import random
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +56,15 @@ RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 POLL_SECONDS = 0.5
 BATCH = 64
 CONCURRENCY = 16
+# Retry-After is honoured up to the contract's retry window; a longer or absurd value
+# (hundreds of digits) is capped there instead of overflowing a timedelta.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+# A send's total deadline: twice the per-read timeout, plus the time its blobs take
+# at a slow but honest 256 KiB/s (a 200 MB scan then gets ~13 minutes).
+SLOW_LINK_BYTES_PER_SECOND = 256 * 1024
+# Blobs known to be held by the bureau, so an event re-sent does not PUT them again;
+# bounded, and forgotten when an event that names them fails (the bureau may have lost one).
+SENT_BLOBS_KEPT = 4096
 # The retention job (portal.retention) runs at most once a day per data dir; whether it
 # is due is looked up every ten minutes, from the mtime of a marker file.
 RETENTION_EVERY_SECONDS = 24 * 3600
@@ -88,15 +105,22 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        # Compare digit counts before converting: int("9" * 400) is fine, a float of it
+        # is inf, and timedelta(seconds=inf) raises.
+        if len(value.lstrip("0")) > 6:
+            return MAX_RETRY_AFTER_SECONDS
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    if len(value) > 64:
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or utcnow())).total_seconds())
+    seconds = (when - (now or utcnow())).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 def backoff(settings: Settings, attempts: int, retry_after: float | None) -> float:
@@ -123,14 +147,16 @@ class Dispatcher:
         self.db = db
         self.store = BlobStore(settings.data_dir, key_ring(settings))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.lease = timedelta(seconds=settings.http_timeout_seconds * 3 + 5)
+        # A lease outlives its send's deadline, so no other worker sends the same message.
+        self.lease_margin = timedelta(seconds=settings.http_timeout_seconds + 5)
         self._transport = transport
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._retention_check_at = 0.0  # time.monotonic() of the next look
         self._retention_task: asyncio.Task[None] | None = None
-        self.sent_blobs: set[str] = set()
+        self.sent_blobs: OrderedDict[str, None] = OrderedDict()
+        self._inflight: set[asyncio.Task[None]] = set()
         # Group commit of deliveries: see _record_delivered.
         self._done: list[tuple[Claimed, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
@@ -171,15 +197,18 @@ class Dispatcher:
             while not self._stopping:
                 self._maybe_start_retention()
                 try:
-                    processed = await self.run_once()
+                    started = await self.fill()
                 except Exception:
                     log.exception("outbox dispatcher pass failed; retrying shortly")
-                    processed = 0
-                if processed:
-                    continue  # the next message of a case may be due right away
+                    started = 0
+                if started and len(self._inflight) < CONCURRENCY:
+                    continue  # more may be claimable right away
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+            if self._inflight:
+                # Stopping: let sends in flight finish (each is bounded by its deadline).
+                await asyncio.gather(*self._inflight, return_exceptions=True)
         if self._retention_task is not None:
             self._retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,7 +242,29 @@ class Dispatcher:
             return
         (self.settings.data_dir / RETENTION_MARKER).touch()
 
+    async def fill(self) -> int:
+        """Claim as many messages as there are free slots and start sending them."""
+        free = CONCURRENCY - len(self._inflight)
+        if free <= 0:
+            return 0
+        claimed = await run_in_threadpool(self.claim, free)
+        for message in claimed:
+            task = asyncio.create_task(self.deliver(message), name=f"outbox-{message.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._wake is not None:
+            self._wake.set()  # a slot is free, and the case's next message may be due
+
+    def deadline_for(self, blob_bytes: int) -> float:
+        """Seconds one send may take in all, whatever the peer does."""
+        return self.settings.http_timeout_seconds * 2 + blob_bytes / SLOW_LINK_BYTES_PER_SECOND
+
     async def run_once(self) -> int:
+        """One batch, waited for as a whole (tests and the benchmark drive it step by step)."""
         claimed = await run_in_threadpool(self.claim, BATCH)
         if not claimed:
             return 0
@@ -262,7 +313,9 @@ class Dispatcher:
                     sha: (ctype, size) for sha, ctype, size in session.execute(query_blobs)
                 }
             for row in rows:
-                row.locked_until = now + self.lease
+                blob_bytes = sum(blob_types.get(sha, ("", 0))[1] for sha in row.blobs)
+                lease = timedelta(seconds=self.deadline_for(blob_bytes)) + self.lease_margin
+                row.locked_until = now + lease
                 row.locked_by = self.worker_id
                 claimed.append(
                     Claimed(
@@ -289,27 +342,42 @@ class Dispatcher:
 
     async def deliver(self, message: Claimed) -> None:
         handler = self.handlers.get(message.kind)
+        deadline = self.deadline_for(sum(b["size"] for b in message.blobs))
         try:
             if handler is None:
                 raise Permanent(f"no handler for {message.kind}")
-            await handler(message)
+            try:
+                async with asyncio.timeout(deadline):
+                    await handler(message)
+            except TimeoutError:
+                raise Retryable(
+                    f"no complete answer within the {deadline:.0f} s deadline"
+                ) from None
         except Retryable as exc:
+            self._forget_blobs(message)
             await run_in_threadpool(
                 self._failed, message, str(exc), exc.status, exc.retry_after, False
             )
         except Permanent as exc:
+            self._forget_blobs(message)
             await run_in_threadpool(self._failed, message, str(exc), exc.status, None, True)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
+            self._forget_blobs(message)
             await run_in_threadpool(
                 self._failed, message, f"{type(exc).__name__}: {exc}", None, None, False
             )
         except Exception as exc:  # a bug must not stop the queue; the message is retried
+            self._forget_blobs(message)
             log.exception("outbox message %s failed unexpectedly", message.id)
             await run_in_threadpool(
                 self._failed, message, f"{type(exc).__name__}: {exc}", None, None, False
             )
         else:
             await self._record_delivered(message)
+
+    def _forget_blobs(self, message: Claimed) -> None:
+        for blob in message.blobs:
+            self.sent_blobs.pop(blob["sha256"], None)
 
     async def _record_delivered(self, message: Claimed) -> None:
         """Record a delivery, together with every other one that finished meanwhile.
@@ -379,7 +447,12 @@ class Dispatcher:
         attempts = message.attempts + 1
         give_up = message.created_at + timedelta(hours=self.settings.retry_give_up_hours)
         delay = backoff(self.settings, attempts, retry_after)
-        dead = permanent or now + timedelta(seconds=delay) > give_up
+        # A wait that reaches past the give-up time still gets one last try at it: the
+        # contract retries for at least 24 hours, so a long Retry-After is no reason to
+        # park at once. Parked only when an attempt at or after that time fails too.
+        dead = permanent or now >= give_up
+        if not dead and now + timedelta(seconds=delay) > give_up:
+            delay = max(0.0, (give_up - now).total_seconds())
         values: dict[str, Any] = {
             "attempts": attempts,
             "last_error": error[:2000],
@@ -429,6 +502,7 @@ class Dispatcher:
 
     async def _put_blob(self, sha256: str, content_type: str, size: int) -> None:
         if sha256 in self.sent_blobs:
+            self.sent_blobs.move_to_end(sha256)
             return
         if not self.store.exists(sha256):
             raise Permanent(f"blob {sha256[:12]} is missing from the data dir")
@@ -445,7 +519,9 @@ class Dispatcher:
             },
         )
         self._check(response)
-        self.sent_blobs.add(sha256)
+        self.sent_blobs[sha256] = None
+        while len(self.sent_blobs) > SENT_BLOBS_KEPT:
+            self.sent_blobs.popitem(last=False)
 
     async def _send_event(self, message: Claimed) -> None:
         for blob in message.blobs:
