@@ -10,7 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from portal.settings import Settings
-from tests.conftest import PDF_BYTES, PG_URL, jpeg_bytes, pick_item, web_login
+from tests.conftest import (
+    PDF_BYTES,
+    PG_URL,
+    bearer,
+    csrf_of,
+    jpeg_bytes,
+    pick_item,
+    register,
+    web_login,
+)
 from tests.test_cases import new_case, upload
 
 
@@ -72,3 +81,37 @@ def test_every_file_a_citizen_uploaded_is_never_cached(client, person, auth):
             what,
             answer.headers["cache-control"],
         )
+
+
+def test_12345_submissions_are_rationed_per_account_and_per_address(app, client, person, auth):
+    from portal.consultations import limits
+    from tests.test_consultations import ask, submitted_events
+
+    answers = [
+        ask(client, auth, contact={"name": "李四", "phone": "13800000000"}) for _ in range(11)
+    ]
+    assert [a.status_code for a in answers] == [201] * 10 + [429]
+    refused = answers[-1]
+    assert int(refused.headers["Retry-After"]) > 3600
+    assert "提交咨询投诉过于频繁" in refused.json()["error"]["message"]
+    # A refused body is not counted: content errors are 422 as before, and never a 429 first.
+    other = register(client, name="赵六")
+    other_auth = bearer(client, other)
+    assert [ask(client, other_auth, subject="").status_code for _ in range(12)] == [422] * 12
+    assert ask(client, other_auth).status_code == 201
+    # The page says it too, keeping what was typed, with the same status and header.
+    web_login(client, person)
+    form = client.get("/consultations/new")
+    values = {"kind": "complaint", "subject": "第十一条投诉", "body": "这是第十一条投诉内容。"}
+    page = client.post("/consultations", data={"csrf_token": csrf_of(form.text), **values})
+    assert page.status_code == 429 and int(page.headers["Retry-After"]) > 0
+    assert "提交咨询投诉过于频繁" in page.text and "第十一条投诉" in page.text
+    assert len(submitted_events(app.state.db)) == 11
+
+    # Many accounts from one address: the address's own limit holds them back.
+    with TestClient(app, client=("198.51.100.30", 40000)) as host:
+        sent = []
+        for n in range(4):
+            someone = bearer(host, register(host, name=f"批量{n}"))
+            sent += [ask(host, someone).status_code for _ in range(limits.PER_ACCOUNT)]
+    assert sent.count(201) == limits.PER_ADDRESS and sent[limits.PER_ADDRESS :] == [429] * 10

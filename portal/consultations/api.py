@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from portal.api import ApiAccount
 from portal.cases.models import Case
-from portal.consultations import service
+from portal.consultations import limits, service
 from portal.consultations.schemas import ConsultationIn, ConsultationListOut, ConsultationOut
 from portal.db import DbSession
 
@@ -24,10 +24,15 @@ def _view(session, consultation) -> dict:
     "/consultations",
     status_code=201,
     response_model=ConsultationOut,
-    responses=R401 | {422: {"description": "内容有误"}},
+    responses=R401 | {422: {"description": "内容有误"}, 429: {"description": "提交过于频繁"}},
 )
-def api_submit(body: ConsultationIn, session: DbSession, account: ApiAccount) -> dict:
+def api_submit(
+    body: ConsultationIn, request: Request, session: DbSession, account: ApiAccount
+) -> dict:
     """Ask a question or complain (about one of the caller's cases or none)."""
+    limits.take_submission(
+        session, account=account, client_ip=request.client.host if request.client else "-"
+    )
     consultation = service.submit_consultation(
         session,
         account=account,

@@ -8,9 +8,9 @@ from portal.cases import service as cases
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Item
-from portal.consultations import service
+from portal.consultations import limits, service
 from portal.db import DbSession
-from portal.errors import Invalid
+from portal.errors import Invalid, Throttled
 from portal.security import mask_phone
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
@@ -27,7 +27,9 @@ def _case_options(session, account) -> list[tuple[str, str]]:
     return rows
 
 
-def _form(request, session, account, values, errors=None, message="", status_code=200):
+def _form(
+    request, session, account, values, errors=None, message="", status_code=200, headers=None
+):
     return render(
         request,
         "consultations/form.html",
@@ -41,6 +43,7 @@ def _form(request, session, account, values, errors=None, message="", status_cod
             "masked_phone": mask_phone(account.phone),
         },
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -90,10 +93,16 @@ def edit_page(request: Request, session: DbSession, account: LoggedIn, form: Csr
 def submit(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
     values = _values(form)
     try:
+        limits.take_submission(
+            session, account=account, client_ip=request.client.host if request.client else "-"
+        )
         consultation = service.submit_consultation(session, account=account, **values)
-    except Invalid as exc:
+    except (Invalid, Throttled) as exc:
         session.rollback()
-        return _form(request, session, account, values, exc.fields, exc.message, 422)
+        # The form comes back filled in, so nothing typed is lost while waiting.
+        return _form(
+            request, session, account, values, exc.fields, exc.message, exc.status, exc.headers
+        )
     label = service.KINDS[consultation.kind]
     flash(request, f"{label}已提交给 12345 和审批局，答复会发到消息中心。")
     return redirect(f"/consultations/{consultation.consultation_id}")
