@@ -61,19 +61,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepare_database(settings)
     url = f"http://{args.host}:{args.port}"
     print(f"门户已启动 / portal running at {url}  (public URL {settings.public_url})", flush=True)
+    proxies = trusted_proxies(args.forwarded_allow_ips, settings.forwarded_allow_ips)
     uvicorn.run(
         "portal.cli:serve_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # X-Forwarded-For decides the client address every throttle counts by: believed
+        # only from the proxies named, never by default (not even from loopback, where any
+        # local process could forge it).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def trusted_proxies(flag: str | None, setting: str) -> str:
+    """The proxies whose X-Forwarded-* is believed: the flag, else PORTAL_FORWARDED_ALLOW_IPS."""
+    chosen = setting if flag is None else flag
+    return ",".join(part.strip() for part in chosen.split(",") if part.strip())
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -198,6 +208,23 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_show(args: argparse.Namespace) -> int:
+    from portal.db import Database
+    from portal.exchange.admin import show_message
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        lines = show_message(db, args.id)
+    finally:
+        db.dispose()
+    if lines is None:
+        print(f"没有编号为 {args.id} 的消息", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_outbox_requeue(args: argparse.Namespace) -> int:
     from portal.db import Database
     from portal.exchange.admin import requeue
@@ -265,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (uvicorn)")
     serve.add_argument(
-        "--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-*"
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxy addresses trusted for X-Forwarded-* (default PORTAL_FORWARDED_ALLOW_IPS: none)",
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -300,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = out_sub.add_parser("list", help="pending messages, or parked ones with --dead")
     listing.add_argument("--dead", action="store_true")
     listing.set_defaults(func=cmd_outbox_list)
+    show_cmd = out_sub.add_parser("show", help="one message and the record of every try")
+    show_cmd.add_argument("id", type=int)
+    show_cmd.set_defaults(func=cmd_outbox_show)
     requeue_cmd = out_sub.add_parser("requeue", help="put parked messages back in the queue")
     requeue_cmd.add_argument("ids", nargs="+", type=int)
     requeue_cmd.set_defaults(func=cmd_outbox_requeue)

@@ -9,7 +9,7 @@ from portal.catalogue.models import Bundle, Hall, Item
 from portal.consultations.models import Consultation
 from portal.db import Base
 from portal.delivery.models import Delivery
-from portal.exchange.models import InboundEvent, OutboxMessage
+from portal.exchange.models import InboundEvent, OutboxAttempt, OutboxMessage
 from portal.library.models import LibraryDocument
 from portal.materials.models import Blob, CaseFile
 from portal.notifications.models import Message
@@ -36,6 +36,7 @@ __all__ = [
     "InboundEvent",
     "Item",
     "LoginSession",
+    "OutboxAttempt",
     "OutboxMessage",
     "ThrottleBucket",
     "TimelineEntry",

@@ -228,7 +228,9 @@ def test_backoff_and_retry_after():
         assert base / 2 <= delay <= base
     assert backoff(s, 1, 120) >= 120
     assert parse_retry_after("30") == 30
-    assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 24 * 3600  # capped: the retry window
+    assert (
+        parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 24 * 3600
+    )  # capped: the retry window
     assert parse_retry_after("soon") is None
 
 
@@ -464,3 +466,16 @@ def test_a_parked_event_holds_back_its_case_only(client, auth, submitted, settin
         (held, "case.submitted"),
         (held, "case.withdrawn"),
     ]
+    # The operator's view keeps every try: parked with the bureau's 400, then delivered.
+    shown = subprocess.run(
+        [sys.executable, "-m", "portal.cli", "outbox", "show", str(parked.id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    tries = [line.split() for line in shown.stdout.splitlines() if line.startswith("  20")]
+    assert [t[2] for t in tries] == ["dead", "delivered"]
+    assert tries[0][3:5] == ["HTTP", "400"] and "invalid_event" in shown.stdout
+    assert "状态 delivered  已尝试 2 次" in shown.stdout

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.clock import format_cst, utcnow
 from portal.db import Database
-from portal.exchange.models import OutboxMessage
+from portal.exchange.models import OutboxAttempt, OutboxMessage
 from portal.exchange.outbox import DEAD, PENDING
 
 
@@ -53,3 +53,37 @@ def requeue(db: Database, ids: list[int]) -> tuple[list[int], list[int]]:
         if done:
             session.info["outbox_written"] = True
     return done, skipped
+
+
+def show_message(db: Database, message_id: int) -> list[str] | None:
+    """One message as an operator needs it: what, for whom, its state and every try."""
+    with db.session() as session:
+        row = session.get(OutboxMessage, message_id)
+        if row is None:
+            return None
+        attempts = session.scalars(
+            select(OutboxAttempt)
+            .where(OutboxAttempt.message_id == message_id)
+            .order_by(OutboxAttempt.id)
+        ).all()
+        when = "%Y-%m-%d %H:%M:%S"
+        lines = [
+            f"消息 {row.id}  {row.kind}  {row.event_type}  办件 {row.case_no or '-'}",
+            f"event_id {row.event_id}  顺序键 {row.ordering_key}",
+            f"状态 {row.status}  已尝试 {row.attempts} 次  创建于 {format_cst(row.created_at, when)}",
+        ]
+        if row.status == PENDING:
+            lines.append(f"下次尝试 {format_cst(row.next_attempt_at, when)}")
+        if row.delivered_at:
+            lines.append(f"送达于 {format_cst(row.delivered_at, when)}")
+        if row.blobs:
+            lines.append(f"先送文件 {len(row.blobs)} 个：" + " ".join(b[:12] for b in row.blobs))
+        lines.append(f"尝试记录（{len(attempts)} 条）：")
+        for a in attempts:
+            status = f"HTTP {a.http_status}" if a.http_status else "-"
+            error = (a.error or "").replace("\n", " ")[:120]
+            lines.append(
+                f"  {format_cst(a.at, when)}  {a.outcome:<9} {status:<9} {a.duration_ms:>6} ms  "
+                f"{a.worker}  {error}".rstrip()
+            )
+        return lines

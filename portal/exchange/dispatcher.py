@@ -44,7 +44,7 @@ from portal.clock import utcnow
 from portal.db import Database
 from portal.exchange import signing
 from portal.exchange.licences import store_licence
-from portal.exchange.models import OutboxMessage
+from portal.exchange.models import OutboxAttempt, OutboxMessage
 from portal.exchange.outbox import DEAD, DELIVERED, PENDING
 from portal.materials.models import Blob
 from portal.materials.storage import BlobStore, key_ring
@@ -98,6 +98,7 @@ class Claimed:
     blobs: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     created_at: datetime = field(default_factory=utcnow)
+    duration_ms: int = 0  # of the try in progress, for its attempt record
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -343,6 +344,7 @@ class Dispatcher:
     async def deliver(self, message: Claimed) -> None:
         handler = self.handlers.get(message.kind)
         deadline = self.deadline_for(sum(b["size"] for b in message.blobs))
+        started = time.monotonic()
         try:
             if handler is None:
                 raise Permanent(f"no handler for {message.kind}")
@@ -353,6 +355,8 @@ class Dispatcher:
                 raise Retryable(
                     f"no complete answer within the {deadline:.0f} s deadline"
                 ) from None
+            finally:
+                message.duration_ms = int((time.monotonic() - started) * 1000)
         except Retryable as exc:
             self._forget_blobs(message)
             await run_in_threadpool(
@@ -420,11 +424,33 @@ class Dispatcher:
             OutboxMessage.status == PENDING,
         )
 
+    def _attempt(
+        self,
+        session: Any,
+        message: Claimed,
+        at: datetime,
+        outcome: str,
+        status: int | None,
+        error: str | None,
+    ) -> None:
+        """The try's record, in the transaction that records its outcome."""
+        session.add(
+            OutboxAttempt(
+                message_id=message.id,
+                at=at,
+                worker=self.worker_id[:64],
+                outcome=outcome,
+                http_status=status,
+                error=error,
+                duration_ms=message.duration_ms,
+            )
+        )
+
     def _delivered(self, messages: list[Claimed]) -> None:
         now = utcnow()
         with self.db.session(write=True) as session, session.begin():
             for message in messages:
-                session.execute(
+                result = session.execute(
                     self._mine(message).values(
                         status=DELIVERED,
                         delivered_at=now,
@@ -434,6 +460,8 @@ class Dispatcher:
                         last_error=None,
                     )
                 )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    self._attempt(session, message, now, "delivered", None, None)
 
     def _failed(
         self,
@@ -465,7 +493,10 @@ class Dispatcher:
         else:
             values["next_attempt_at"] = now + timedelta(seconds=delay)
         with self.db.session(write=True) as session, session.begin():
-            session.execute(self._mine(message).values(**values))
+            result = session.execute(self._mine(message).values(**values))
+            if result.rowcount:  # type: ignore[attr-defined]
+                outcome = "dead" if dead else "retry"
+                self._attempt(session, message, now, outcome, status, error[:2000])
         level = logging.WARNING if dead else logging.INFO
         log.log(
             level,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import utcnow
@@ -42,6 +42,25 @@ class OutboxMessage(Base):
     last_status: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
+
+
+class OutboxAttempt(Base):
+    """One try at sending an outbox message: when, by whom, how it ended and how long it took.
+
+    Like a webhook platform's delivery log: an operator sees every try of a parked
+    message (`portal outbox show ID`), not only the last error.
+    """
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    worker: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(12))  # delivered | retry | dead
+    http_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int]
 
 
 class InboundEvent(Base):
