@@ -115,3 +115,35 @@ def test_12345_submissions_are_rationed_per_account_and_per_address(app, client,
             someone = bearer(host, register(host, name=f"批量{n}"))
             sent += [ask(host, someone).status_code for _ in range(limits.PER_ACCOUNT)]
     assert sent.count(201) == limits.PER_ADDRESS and sent[limits.PER_ADDRESS :] == [429] * 10
+
+
+def test_x_forwarded_for_is_believed_only_from_configured_proxies(tmp_path, database_url):
+    """`portal serve` as operators run it. Seen from /metrics, which answers loopback and
+    refuses a public address: a forged X-Forwarded-For must not change who the client is."""
+    import httpx
+
+    from tests.live import BIN, ProcessServer, free_port
+
+    forged = {"X-Forwarded-For": "114.114.114.114"}
+    base = {
+        "PORTAL_DATA_DIR": str(tmp_path / "data"),
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_SECRET_KEY": "xff-test-key-" + "f" * 32,
+        "PORTAL_BUREAU_URL": "http://bureau.invalid",
+        "PORTAL_BUREAU_SECRET": "xff-test-secret",
+        "PORTAL_DISPATCHER": "off",
+        "PORTAL_FORWARDED_ALLOW_IPS": "",
+    }
+    for trusted, expected in (("", 200), ("127.0.0.1", 404)):
+        port = free_port()
+        server = ProcessServer(
+            [str(BIN / "portal"), "serve", "--port", str(port)],
+            {**base, "PORTAL_FORWARDED_ALLOW_IPS": trusted},
+            port,
+            tmp_path / f"portal-{port}.log",
+        ).start()
+        try:
+            assert httpx.get(server.url + "/metrics").status_code == 200
+            assert httpx.get(server.url + "/metrics", headers=forged).status_code == expected
+        finally:
+            server.stop()

@@ -110,6 +110,8 @@ class Topology:
             "PORTAL_LOG_JSON": "true",
             "PORTAL_RETRY_FIRST_SECONDS": "0.2",
             "PORTAL_RETRY_MAX_SECONDS": "2",
+            # nginx is the only proxy (docs/deploy.md): its X-Forwarded-For is believed.
+            "PORTAL_FORWARDED_ALLOW_IPS": "127.0.0.1",
         }
         self.servers: list[ProcessServer] = []
         self.others: list[subprocess.Popen] = []
