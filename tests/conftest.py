@@ -88,6 +88,20 @@ def make_phone() -> str:
 # --- database -----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Tests hash with argon2id at minimal cost: at production cost each registration and
+    login costs ~0.2 s, minutes over the suite. Production's own cost is checked in
+    test_accounts.py; the servers of the end-to-end tests run with it."""
+    from argon2 import PasswordHasher
+
+    from portal import security
+
+    security.use_hasher(PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    yield
+    security.use_hasher(security.PRODUCTION_HASHER)
+
+
 @pytest.fixture(autouse=True)
 def bundled_calendar() -> Iterator[None]:
     """Every test starts and ends on the bundled calendar: a loaded notice is per database."""

@@ -246,3 +246,23 @@ def test_logged_out_session_cookie_is_worthless(client, person):
     client.cookies.set("portal_session", cookie)
     response = client.get("/account", follow_redirects=False)
     assert response.status_code == 303
+
+
+def test_production_hashes_passwords_with_argon2id_at_full_cost(client, monkeypatch):
+    """The suite hashes cheaply (conftest); production keeps argon2id t=3, m=64 MiB, p=4."""
+    from argon2.low_level import Type
+
+    from portal import security
+
+    production = security.PRODUCTION_HASHER
+    assert (production.type, production.time_cost, production.memory_cost) == (
+        Type.ID,
+        3,
+        65536,
+    )
+    assert production.parallelism == 4
+    monkeypatch.setattr(security, "_hasher", production)
+    stored = security.hash_password("correct-horse-9")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert security.verify_password(stored, "correct-horse-9")
+    assert not security.verify_password(stored, "wrong-horse-9")
