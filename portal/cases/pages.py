@@ -44,7 +44,9 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
             }
         )
     corrections = [m for m in materials if m["comment"]]
-    extras = _issue5_context(session, case=case, item=item, account=account, files=files)
+    extras = _commitment_bundle_and_booking_context(
+        session, case=case, item=item, account=account, files=files
+    )
     for m in materials:
         m["provided_by"] = extras["provided"].get(m["code"])
         m["offers"] = extras["offers"].get(m["code"], [])
@@ -78,7 +80,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         and case.status not in (states.DENIED, states.REJECTED, states.WITHDRAWN),
         "halls": halls_of(session, item),
         "rating": rating,
-        # Issue 4: the licence's way home, 好差评 and the receipt.
+        # After the decision: the licence's way home, 好差评 and the receipt.
         "delivery_info": delivery_info(session, case=case, item=item),
         "rating_info": rating_info(case, rating),
         "receipt": receipt_info(case, item),
@@ -88,7 +90,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
     }
 
 
-def _issue5_context(
+def _commitment_bundle_and_booking_context(
     session: Session, *, case: Case, item: Item, account: Account, files: dict
 ) -> dict[str, Any]:
     """Bundle link, 告知承诺, 补交 task, library offers and appointments of the case page."""
