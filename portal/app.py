@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from portal.api import validation_error_body
+from portal.composition import build_dispatcher, install_hooks
 from portal.db import Database
 from portal.errors import DomainError, Invalid, TooLarge
 from portal.materials.storage import BlobStore, key_ring
@@ -222,18 +223,18 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = database or Database(settings.database_url)
+    install_hooks()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from portal.calendar import service as calendar_service
-        from portal.exchange.dispatcher import Dispatcher
 
         # The calendar an operator loaded (`portal calendar load`), then kept fresh.
         await run_in_threadpool(calendar_service.refresh, db)
         calendar_task = asyncio.create_task(calendar_service.keep_fresh(db), name="calendar")
         task = None
         if settings.dispatcher:
-            dispatcher = Dispatcher(settings, db)
+            dispatcher = build_dispatcher(settings, db)
             app.state.dispatcher = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         try:

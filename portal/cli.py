@@ -87,13 +87,14 @@ def trusted_proxies(flag: str | None, setting: str) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from portal.composition import build_dispatcher, install_hooks
     from portal.db import Database
-    from portal.exchange.dispatcher import Dispatcher
 
     settings = _settings()
     prepare_database(settings)
+    install_hooks()
     db = Database(settings.database_url)
-    dispatcher = Dispatcher(settings, db)
+    dispatcher = build_dispatcher(settings, db)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

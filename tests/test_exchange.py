@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from portal.clock import CST, add_working_days
+from portal.composition import build_dispatcher
 from portal.exchange import signing
-from portal.exchange.dispatcher import Dispatcher, backoff, parse_retry_after
+from portal.exchange.dispatcher import backoff, parse_retry_after
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, pick_item
 from tests.test_cases import fill_everything, new_case
@@ -266,7 +267,7 @@ class FakeBureau:
 
 
 def drain(settings, db, fake, rounds=20):
-    dispatcher = Dispatcher(settings, db, transport=httpx.MockTransport(fake))
+    dispatcher = build_dispatcher(settings, db, transport=httpx.MockTransport(fake))
 
     async def go():
         async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as client:
@@ -376,7 +377,7 @@ def test_deliveries_finishing_together_are_recorded_together(client, settings, d
         await released.wait()
         return httpx.Response(200, json={"status": "ok"})
 
-    dispatcher = Dispatcher(settings, db)
+    dispatcher = build_dispatcher(settings, db)
     groups: list[int] = []
     record = dispatcher._delivered
 

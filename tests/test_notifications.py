@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from portal.exchange.dispatcher import Dispatcher
+from portal.composition import build_dispatcher
 from portal.exchange.models import OutboxMessage
 from portal.notifications.hooks import NOTIFIED, REMINDER
 from portal.resources import TEMPLATES_DIR
@@ -347,7 +347,7 @@ def test_http_gateway_outage_loses_nothing_and_sends_each_once(client, auth, per
             "http_timeout_seconds": 1.0,
         }
     )
-    dispatcher = Dispatcher(fast, db)
+    dispatcher = build_dispatcher(fast, db)
 
     def all_sent() -> bool:
         return all(row.status == "delivered" for row, _ in sms_jobs(db))

@@ -15,6 +15,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from portal.composition import build_dispatcher
 from portal.exchange.dispatcher import MAX_RETRY_AFTER_SECONDS, Dispatcher, parse_retry_after
 from portal.exchange.models import OutboxMessage
 from portal.exchange.outbox import enqueue_event
@@ -79,7 +80,7 @@ def test_a_trickling_answer_holds_up_neither_other_cases_nor_sms(settings, db, t
             "sms_gateway_url": "http://sms.test/send",
         }
     )
-    dispatcher = Dispatcher(fast, db, transport=httpx.MockTransport(bureau))
+    dispatcher = build_dispatcher(fast, db, transport=httpx.MockTransport(bureau))
 
     def fast_case_through() -> bool:
         return len([r for r in received if r[0] in (fast_case, "sms")]) == 3
@@ -117,7 +118,7 @@ def test_absurd_and_long_retry_after_are_retried_within_the_window(settings, db)
 
     queue(db, "WJ20261202000003", "case.withdrawn")
     queue(db, "WJ20261202000004", "case.withdrawn")
-    dispatcher = Dispatcher(settings, db, transport=httpx.MockTransport(bureau))
+    dispatcher = build_dispatcher(settings, db, transport=httpx.MockTransport(bureau))
 
     async def one_pass():
         async with httpx.AsyncClient(transport=httpx.MockTransport(bureau)) as client:

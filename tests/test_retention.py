@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 
 from portal.cases.models import Case
 from portal.clock import utcnow
-from portal.exchange.dispatcher import RETENTION_MARKER, Dispatcher
+from portal.composition import build_dispatcher
+from portal.exchange.dispatcher import RETENTION_MARKER
 from portal.exchange.licences import store_licence
 from portal.materials.models import Blob
 from portal.retention.service import purge
@@ -259,7 +260,7 @@ def test_unreferenced_and_stray_files_are_tidied_after_a_day(client, auth, app, 
 
 def run_dispatcher(settings, db, seconds: float) -> None:
     async def main():
-        dispatcher = Dispatcher(
+        dispatcher = build_dispatcher(
             settings, db, transport=httpx.MockTransport(lambda r: httpx.Response(200))
         )
         task = asyncio.create_task(dispatcher.run())

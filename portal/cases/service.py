@@ -123,12 +123,7 @@ def create_case(
     return case
 
 
-def ensure_editable(case: Case) -> None:
-    if case.status not in states.EDITABLE:
-        raise Conflict(
-            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能修改。只有草稿和需补正的办件可以修改。",
-            code="not_editable",
-        )
+ensure_editable = states.require_editable  # the rule lives in the state table
 
 
 def save_form(

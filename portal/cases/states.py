@@ -111,9 +111,19 @@ _after_hooks: list[Any] = []
 
 
 def after_transition(hook: Any) -> Any:
-    """Register `hook(session, case, key, entry)`; used by notifications."""
-    _after_hooks.append(hook)
+    """Register `hook(session, case, key, entry)` (once; see portal.composition)."""
+    if hook not in _after_hooks:
+        _after_hooks.append(hook)
     return hook
+
+
+def require_editable(case: Case) -> None:
+    """409 unless the citizen may change the case's form and files now."""
+    if case.status not in EDITABLE:
+        raise Conflict(
+            f"办件当前状态为“{STATUS_LABELS[case.status]}”，不能修改。只有草稿和需补正的办件可以修改。",
+            code="not_editable",
+        )
 
 
 def allowed(case: Case, key: str) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hashlib
 import json
 import logging
@@ -30,9 +29,9 @@ import random
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -46,19 +45,21 @@ from portal.exchange import signing
 from portal.exchange.licences import store_licence
 from portal.exchange.models import OutboxAttempt, OutboxMessage
 from portal.exchange.outbox import DEAD, DELIVERED, PENDING
+from portal.exchange.outcomes import (  # noqa: F401 - re-exported for handlers and tests
+    MAX_RETRY_AFTER_SECONDS,
+    RETRYABLE,
+    Permanent,
+    Retryable,
+    parse_retry_after,
+)
 from portal.materials.models import Blob
 from portal.materials.storage import BlobStore, key_ring
-from portal.notifications.sms import sms_handler
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 POLL_SECONDS = 0.5
 BATCH = 64
 CONCURRENCY = 16
-# Retry-After is honoured up to the contract's retry window; a longer or absurd value
-# (hundreds of digits) is capped there instead of overflowing a timedelta.
-MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 # A send's total deadline: twice the per-read timeout, plus the time its blobs take
 # at a slow but honest 256 KiB/s (a 200 MB scan then gets ~13 minutes).
 SLOW_LINK_BYTES_PER_SECOND = 256 * 1024
@@ -70,21 +71,6 @@ SENT_BLOBS_KEPT = 4096
 RETENTION_EVERY_SECONDS = 24 * 3600
 RETENTION_CHECK_SECONDS = 600
 RETENTION_MARKER = "retention-last-run"
-
-
-class Retryable(Exception):
-    def __init__(
-        self, message: str, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-class Permanent(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -99,29 +85,6 @@ class Claimed:
     attempts: int = 0
     created_at: datetime = field(default_factory=utcnow)
     duration_ms: int = 0  # of the try in progress, for its attempt record
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        # Compare digit counts before converting: int("9" * 400) is fine, a float of it
-        # is inf, and timedelta(seconds=inf) raises.
-        if len(value.lstrip("0")) > 6:
-            return MAX_RETRY_AFTER_SECONDS
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
-    if len(value) > 64:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or utcnow())).total_seconds()
-    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 def backoff(settings: Settings, attempts: int, retry_after: float | None) -> float:
@@ -161,12 +124,17 @@ class Dispatcher:
         # Group commit of deliveries: see _record_delivered.
         self._done: list[tuple[Claimed, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
-        self.handlers = {
+        # Built-in kinds; others (SMS) are registered by the composition root
+        # (portal.composition.build_dispatcher), so the dispatcher imports no channel.
+        self.handlers: dict[str, Callable[[Claimed], Awaitable[None]]] = {
             "bureau_event": self._send_event,
             "licence_fetch": self._fetch_licence,
-            "sms": sms_handler(self),
         }
         db.on_commit(self._after_commit)
+
+    def register(self, kind: str, handler: Callable[[Claimed], Awaitable[None]]) -> None:
+        """Send outbox messages of `kind` with `handler` (raises Retryable/Permanent)."""
+        self.handlers[kind] = handler
 
     # --- waking up ------------------------------------------------------------------
     def _after_commit(self, session: Any) -> None:

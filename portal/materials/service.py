@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.cases.models import Case
-from portal.cases.service import ensure_editable
+from portal.cases.states import require_editable as ensure_editable
 from portal.catalogue.models import Item
 from portal.clock import utcnow
 from portal.errors import Conflict, NotFound

@@ -6,12 +6,10 @@ from fastapi import APIRouter
 
 from portal.api import ApiAccount
 from portal.db import DbSession
-from portal.notifications import hooks, service
+from portal.notifications import service
 from portal.notifications.models import Message
 from portal.notifications.schemas import MessageListOut, MessageOut
 
-# Importing `hooks` registers the transition hook that writes the messages.
-_ = hooks
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 

@@ -132,7 +132,6 @@ def _reminded(session: Session, case: Case) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
-@states.after_transition
 def on_transition(session: Session, case: Case, key: str, entry: TimelineEntry) -> None:
     if key in NOTIFIED:
         notify(session, case=case, event=key, detail=entry.detail)

@@ -6,11 +6,9 @@ from fastapi import APIRouter, Request
 
 from portal.cases.models import Case
 from portal.db import DbSession
-from portal.notifications import hooks, service
+from portal.notifications import service
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render, safe_next
 
-# Importing `hooks` registers the transition hook that writes the messages.
-_ = hooks
 router = APIRouter(include_in_schema=False)
 
 

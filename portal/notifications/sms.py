@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from portal.exchange import outcomes as outbox
 from portal.exchange.outbox import enqueue_job
 from portal.logs import redact
 from portal.security import mask_phone
@@ -69,7 +70,6 @@ def gateway_body(message: Claimed, job: dict[str, Any], text: str) -> bytes:
 
 def sms_handler(dispatcher: Dispatcher) -> Callable[[Claimed], Awaitable[None]]:
     """The dispatcher's handler for kind "sms": the log gateway or the HTTP gateway."""
-    from portal.exchange import dispatcher as outbox  # loaded: it is the caller
 
     async def send(message: Claimed) -> None:
         settings = dispatcher.settings

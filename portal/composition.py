@@ -1,0 +1,38 @@
+"""The composition root: what is wired to what, in one place, at start-up.
+
+The app (portal.app.create_app) and the commands (portal.cli) call these; nothing is
+registered by importing a module for its side effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from portal.cases import states
+from portal.db import Database
+from portal.exchange.dispatcher import Dispatcher
+from portal.notifications import hooks
+from portal.notifications.sms import KIND as SMS_KIND
+from portal.notifications.sms import sms_handler
+from portal.settings import Settings
+
+
+def install_hooks() -> None:
+    """Transition hooks: the message centre and its SMS copies. Safe to call again."""
+    states.after_transition(hooks.on_transition)
+
+
+def build_dispatcher(
+    settings: Settings,
+    db: Database,
+    *,
+    worker_id: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **_: Any,
+) -> Dispatcher:
+    """The outbox dispatcher with every channel: bureau events and blobs, licences, SMS."""
+    dispatcher = Dispatcher(settings, db, worker_id=worker_id, transport=transport)
+    dispatcher.register(SMS_KIND, sms_handler(dispatcher))
+    return dispatcher
