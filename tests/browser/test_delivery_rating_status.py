@@ -207,6 +207,23 @@ def test_delivery_rating_and_public_status_on_a_phone(running, phone, browser):
     page.goto(f"{base}/messages")
     assert "证照已寄出" in page.inner_text("main")
     check_page(page, "d49-messages")
+    # Opening a message changes nothing; 标为已读 is a form, and works with JavaScript off.
+    plain = new_phone(browser, javascript=False)
+    probe = new_phone(browser, javascript=True)
+    probe.goto(base + "/healthz")
+    log_in(plain, base, person)
+    unread = portal.get("/api/v1/messages").json()["unread"]
+    plain.goto(f"{base}/messages")
+    plain.click("main a[href^='/messages/'] >> nth=0")
+    plain.wait_for_url(re.compile(r"/messages/\d+$"))
+    assert portal.get("/api/v1/messages").json()["unread"] == unread
+    check_page_without_js(plain, probe, "d49b-message-no-js")
+    plain.click("text=标为已读")
+    plain.wait_for_url(re.compile(r"/messages/\d+$"))
+    assert "已标为已读" in plain.inner_text("main")
+    assert portal.get("/api/v1/messages").json()["unread"] == unread - 1
+    plain.context.close()
+    probe.context.close()
 
     # The receipt's QR code encodes the link printed beside it; it opens without a login.
     page.goto(f"{base}/cases/{case_no}/receipt")
