@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from portal.api import validation_error_body
-from portal.composition import build_dispatcher, install_hooks
+from portal.composition import build_dispatcher, build_retention, install_hooks
 from portal.db import Database
 from portal.errors import DomainError, Invalid, TooLarge
 from portal.materials.storage import BlobStore, key_ring
@@ -232,19 +232,21 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # The calendar an operator loaded (`portal calendar load`), then kept fresh.
         await run_in_threadpool(calendar_service.refresh, db)
         calendar_task = asyncio.create_task(calendar_service.keep_fresh(db), name="calendar")
-        task = None
+        tasks = [calendar_task]
         if settings.dispatcher:
+            # The outbox and the daily retention job run wherever the dispatcher does.
             dispatcher = build_dispatcher(settings, db)
             app.state.dispatcher = dispatcher
-            task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+            retention = build_retention(settings, db)
+            tasks.append(asyncio.create_task(dispatcher.run(), name="outbox-dispatcher"))
+            tasks.append(asyncio.create_task(retention.run(), name="retention"))
         try:
             yield
         finally:
-            calendar_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await calendar_task
-            if task is not None:
+            if settings.dispatcher:
                 app.state.dispatcher.stop()
+                retention.stop()
+            for task in tasks:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task

@@ -87,7 +87,7 @@ def trusted_proxies(flag: str | None, setting: str) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from portal.composition import build_dispatcher, install_hooks
+    from portal.composition import build_dispatcher, build_retention, install_hooks
     from portal.db import Database
 
     settings = _settings()
@@ -96,11 +96,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     dispatcher = build_dispatcher(settings, db)
 
+    retention = build_retention(settings, db)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, dispatcher.stop)
-        await dispatcher.run()
+            loop.add_signal_handler(sig, retention.stop)
+        await asyncio.gather(dispatcher.run(), retention.run())
 
     print(f"outbox worker {dispatcher.worker_id} sending to {settings.bureau_url}", flush=True)
     asyncio.run(main())

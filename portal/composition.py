@@ -13,9 +13,11 @@ import httpx
 from portal.cases import states
 from portal.db import Database
 from portal.exchange.dispatcher import Dispatcher
+from portal.materials.storage import BlobStore, key_ring
 from portal.notifications import hooks
 from portal.notifications.sms import KIND as SMS_KIND
 from portal.notifications.sms import sms_handler
+from portal.retention.schedule import DailyRetention
 from portal.settings import Settings
 
 
@@ -36,3 +38,8 @@ def build_dispatcher(
     dispatcher = Dispatcher(settings, db, worker_id=worker_id, transport=transport)
     dispatcher.register(SMS_KIND, sms_handler(dispatcher))
     return dispatcher
+
+
+def build_retention(settings: Settings, db: Database) -> DailyRetention:
+    """The daily retention job; it runs wherever the dispatcher runs."""
+    return DailyRetention(settings, db, BlobStore(settings.data_dir, key_ring(settings)))

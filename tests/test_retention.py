@@ -9,15 +9,14 @@ import os
 import time
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import select, update
 
 from portal.cases.models import Case
 from portal.clock import utcnow
-from portal.composition import build_dispatcher
-from portal.exchange.dispatcher import RETENTION_MARKER
+from portal.composition import build_retention
 from portal.exchange.licences import store_licence
 from portal.materials.models import Blob
+from portal.retention.schedule import RETENTION_MARKER
 from portal.retention.service import purge
 from tests.conftest import PDF_BYTES, pick_item
 from tests.test_cases import fill_everything, new_case, upload
@@ -258,14 +257,14 @@ def test_unreferenced_and_stray_files_are_tidied_after_a_day(client, auth, app, 
     assert store.exists(new_stray_sha)
 
 
-def run_dispatcher(settings, db, seconds: float) -> None:
+def run_retention(settings, db, seconds: float) -> None:
+    """The scheduled job as the app and `portal worker` run it, for a while."""
+
     async def main():
-        dispatcher = build_dispatcher(
-            settings, db, transport=httpx.MockTransport(lambda r: httpx.Response(200))
-        )
-        task = asyncio.create_task(dispatcher.run())
+        job = build_retention(settings, db)
+        task = asyncio.create_task(job.run())
         await asyncio.sleep(seconds)
-        dispatcher.stop()
+        job.stop()
         await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
@@ -276,24 +275,24 @@ def drafts_left(db, numbers) -> set[str]:
         return set(session.scalars(select(Case.case_no).where(Case.case_no.in_(numbers))))
 
 
-def test_the_dispatcher_purges_once_a_day(client, auth, db, settings):
+def test_the_scheduled_job_purges_once_a_day(client, auth, db, settings):
     item = pick_item(client, prereview=True)
     first = new_case(client, auth, item)["case_no"]
     age(db, first, updated_days=40)
     marker = settings.data_dir / RETENTION_MARKER
     assert not marker.exists()
-    run_dispatcher(settings, db, 1.5)
+    run_retention(settings, db, 1.5)
     assert drafts_left(db, [first]) == set()
     assert marker.exists()
 
     # Within a day of the last run: a restarted dispatcher leaves it alone.
     second = new_case(client, auth, item)["case_no"]
     age(db, second, updated_days=40)
-    run_dispatcher(settings, db, 1.0)
+    run_retention(settings, db, 1.0)
     assert drafts_left(db, [second]) == {second}
 
     # A day later it runs again.
     yesterday = time.time() - 86_400 - 60
     os.utime(marker, (yesterday, yesterday))
-    run_dispatcher(settings, db, 1.5)
+    run_retention(settings, db, 1.5)
     assert drafts_left(db, [second]) == set()

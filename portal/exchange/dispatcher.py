@@ -66,11 +66,6 @@ SLOW_LINK_BYTES_PER_SECOND = 256 * 1024
 # Blobs known to be held by the bureau, so an event re-sent does not PUT them again;
 # bounded, and forgotten when an event that names them fails (the bureau may have lost one).
 SENT_BLOBS_KEPT = 4096
-# The retention job (portal.retention) runs at most once a day per data dir; whether it
-# is due is looked up every ten minutes, from the mtime of a marker file.
-RETENTION_EVERY_SECONDS = 24 * 3600
-RETENTION_CHECK_SECONDS = 600
-RETENTION_MARKER = "retention-last-run"
 
 
 @dataclass
@@ -117,8 +112,6 @@ class Dispatcher:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
-        self._retention_check_at = 0.0  # time.monotonic() of the next look
-        self._retention_task: asyncio.Task[None] | None = None
         self.sent_blobs: OrderedDict[str, None] = OrderedDict()
         self._inflight: set[asyncio.Task[None]] = set()
         # Group commit of deliveries: see _record_delivered.
@@ -164,7 +157,6 @@ class Dispatcher:
             self.client = client
             log.info("outbox dispatcher %s started", self.worker_id)
             while not self._stopping:
-                self._maybe_start_retention()
                 try:
                     started = await self.fill()
                 except Exception:
@@ -178,38 +170,6 @@ class Dispatcher:
             if self._inflight:
                 # Stopping: let sends in flight finish (each is bounded by its deadline).
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
-
-    # --- the daily retention job ------------------------------------------------------
-    def retention_due(self) -> bool:
-        marker = self.settings.data_dir / RETENTION_MARKER
-        try:
-            return time.time() - marker.stat().st_mtime >= RETENTION_EVERY_SECONDS
-        except FileNotFoundError:
-            return True
-
-    def _maybe_start_retention(self) -> None:
-        now = time.monotonic()
-        if now < self._retention_check_at:
-            return
-        self._retention_check_at = now + RETENTION_CHECK_SECONDS
-        running = self._retention_task is not None and not self._retention_task.done()
-        if not running and self.retention_due():
-            # Its own task, so sending never waits for it.
-            self._retention_task = asyncio.create_task(self._retention(), name="retention")
-
-    async def _retention(self) -> None:
-        from portal.retention.service import purge  # cases import the exchange: import late
-
-        try:
-            await run_in_threadpool(purge, self.db, self.store, self.settings)
-        except Exception:
-            log.exception("retention job failed; trying again in %ds", RETENTION_CHECK_SECONDS)
-            return
-        (self.settings.data_dir / RETENTION_MARKER).touch()
 
     async def fill(self) -> int:
         """Claim as many messages as there are free slots and start sending them."""
