@@ -28,7 +28,9 @@ from portal.settings import Settings
 
 LINK_DAYS = 90
 CASE_NO_RE = re.compile(r"[A-Z0-9]{1,20}")
-LAST4_RE = re.compile(r"\d{4}")
+# ASCII digits only: `\d` would also take '٠١٢٣' or '１２３４', which no stored phone holds,
+# and hmac.compare_digest refuses non-ASCII text (a 500, and only for an existing case).
+LAST4_RE = re.compile(r"[0-9]{4}")
 # Wrong guesses before a pause: per address (someone trying many cases) and per case
 # number (many addresses trying one case). The per-case pause can lock out the real
 # applicant for an hour; they still have their login and the signed link.
@@ -89,7 +91,8 @@ def find_case(
     elif not CASE_NO_RE.fullmatch(number):
         errors["case_no"] = "办件编号由字母 WJ 和 14 位数字组成，如 WJ20261122000017"
     if not LAST4_RE.fullmatch(last4):
-        errors["phone_last4"] = "请填写申请时所用手机号的后 4 位数字"
+        # Decided before any lookup, so the answer is the same for a case that exists.
+        errors["phone_last4"] = "请用 0–9 的半角数字填写申请时所用手机号的后 4 位"
     if errors:
         raise Invalid(errors, "请填写办件编号和手机号后 4 位。")
     keys = [f"status:ip:{client_ip}", f"status:case:{number}"]
@@ -100,7 +103,8 @@ def find_case(
     account = session.get(Account, case.account_id) if case else None
     # Compared either way, so an unknown number costs the same as a wrong pair.
     expected = (account.phone if account else "")[-4:].rjust(4, "-")
-    if case is not None and hmac.compare_digest(expected, last4):
+    # Bytes: compare_digest never raises on them, whatever a stored phone might hold.
+    if hmac.compare_digest(expected.encode(), last4.encode()) and case is not None:
         return case
     # The request only read; end that before the counters write in their own transactions.
     session.rollback()
