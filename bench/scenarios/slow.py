@@ -87,11 +87,8 @@ def run(stack: Stack, out: list[Result]) -> None:
     if ratio.met is False or upload_5xx or page_5xx:
         ratio.why = (
             f"while the uploads streamed, the SQLite write lock was held in {held:.0%} of "
-            f"{len(probes)} probes (BEGIN IMMEDIATE from outside, every 0.2 s). Upload requests "
-            "take it with their write transaction (BEGIN IMMEDIATE at the token and case "
-            "look-ups, before receive_file streams the body: cases/api.py, cases/routes.py) and "
-            "hold it, and a pooled connection, for the whole upload; the server had up to "
-            f"{max(threads) if threads else '?'} threads; the log shows {locked} 'database is "
+            f"{len(probes)} probes (BEGIN IMMEDIATE from outside, every 0.2 s); the server had "
+            f"up to {max(threads) if threads else '?'} threads; the log shows {locked} 'database is "
             f"locked' and {pool} connection-pool timeouts (QueuePool limit); uploads took "
             f"{durations[0]:.0f}–{durations[-1]:.0f} s (pacing alone: "
             f"{FILE_BYTES * 8 / BITS_PER_SECOND:.0f} s)"
