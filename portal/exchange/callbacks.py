@@ -22,6 +22,10 @@ from portal.exchange.schemas import DATA_MODELS, EnvelopeIn
 router = APIRouter(tags=["bureau exchange"])
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
+# The deepest event of the contract nests four levels (envelope, data, licence, a field);
+# 32 leaves room for additions. Deeper is malformed, not an error of ours: json.loads and
+# pydantic recurse, and a RecursionError would be a 500 the back office retries for a day.
+MAX_DEPTH = 32
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -55,8 +59,16 @@ async def bureau_event(request: Request, session: DbSession) -> JSONResponse:
     if b"\x00" in body or b"\\u0000" in body:  # PostgreSQL cannot keep NUL in text
         return _error(422, "invalid_event", "事件内容含有空字符（NUL）。")
     try:
-        envelope = EnvelopeIn.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
+        parsed = json.loads(body)
+    except RecursionError:
+        return _error(422, "invalid_event", f"事件内容嵌套过深（最多 {MAX_DEPTH} 层）。")
+    except ValueError as exc:
+        return _error(422, "invalid_event", f"事件格式不正确：{_short(exc)}")
+    if _depth(parsed) > MAX_DEPTH:
+        return _error(422, "invalid_event", f"事件内容嵌套过深（最多 {MAX_DEPTH} 层）。")
+    try:
+        envelope = EnvelopeIn.model_validate(parsed)
+    except ValidationError as exc:
         return _error(422, "invalid_event", f"事件格式不正确：{_short(exc)}")
     # Every database step runs in the threadpool: on SQLite a write transaction may
     # wait for the lock, and the event loop must never wait with it.
@@ -100,6 +112,24 @@ def _process(session: Session, envelope: EnvelopeIn) -> JSONResponse:
         extra={"case_no": envelope.case_no},
     )
     return JSONResponse({"status": "ok"})
+
+
+def _depth(value: object) -> int:
+    """How deep a parsed JSON value nests (a scalar is 0), without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break  # deep enough to refuse; no need to walk the rest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _short(exc: Exception) -> str:
