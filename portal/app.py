@@ -24,10 +24,16 @@ from starlette.types import Scope
 from portal.api import validation_error_body
 from portal.composition import build_dispatcher, build_retention, install_hooks
 from portal.db import Database
-from portal.errors import DomainError, Invalid, TooLarge
+from portal.errors import DomainError, Invalid
 from portal.materials.storage import BlobStore, key_ring
+from portal.materials.upload import MULTIPART_OVERHEAD, too_large_message
 from portal.metrics import RequestMetrics
-from portal.middleware import RequestContext, SecurityHeaders, apply_security_headers
+from portal.middleware import (
+    BodyLimit,
+    RequestContext,
+    SecurityHeaders,
+    apply_security_headers,
+)
 from portal.resources import STATIC_DIR
 from portal.settings import Settings, get_settings
 from portal.web import LoginRequired, redirect, render
@@ -98,7 +104,6 @@ def _error_response(request: Request, status: int, body: dict[str, Any], headers
 NUL_MESSAGE = "请求中含有无效字符（空字符），请检查后重试。"
 NUL_FIELD = "含有无效字符（空字符），请删除后重新填写"
 TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
-MAX_TEXT_BODY = 1024 * 1024
 BUREAU_CALLBACKS = "/api/bureau/"  # a form or JSON body; files come as multipart, streamed
 
 
@@ -123,7 +128,7 @@ async def refuse_nul_characters(request: Request) -> None:
     PostgreSQL cannot store or even compare text holding one (a 500 there, while
     SQLite would keep it): refuse it up front in the path, the query and small text
     bodies, the same on every backend, naming the fields that hold it. Multipart
-    uploads are streamed and not read here.
+    uploads are streamed and not read here. Every body's size is BodyLimit's (413).
     """
     if "\x00" in request.url.path or "\x00" in unquote(request.url.query):
         raise Invalid({}, NUL_MESSAGE)
@@ -132,16 +137,15 @@ async def refuse_nul_characters(request: Request) -> None:
         return
     if request.url.path.startswith(BUREAU_CALLBACKS):
         return  # signed: checked there, after the signature (401 comes first)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_TEXT_BODY:
-        raise TooLarge("提交的内容过大，请精简后重试；文件请用上传功能提交。", code="too_large")
-    body = await request.body()  # cached on the request: the route reads the same bytes
+    # Cached on the request: the route reads the same bytes. At most 1 MiB of them:
+    # BodyLimit fails the read past that.
+    body = await request.body()
     if b"\x00" not in body and b"\\u0000" not in body and b"%00" not in body:
         return
     if content_type == "application/json":
         try:
             fields = _nul_fields(json.loads(body))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to walk
             fields = ["body"]
     else:
         pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
@@ -184,6 +188,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, DomainError):
+            # FastAPI makes any failure to read the body a 400; when the read failed because
+            # the body went past its limit (BodyLimit), the answer is that 413.
+            return await domain_error(request, exc.__cause__)
         if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR and _wants_json(request):
             # A JSON body that is not even UTF-8: malformed like any other bad JSON (422).
             body = {
@@ -267,7 +275,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.store = BlobStore(settings.data_dir, key_ring(settings))
 
     # Order: the last added runs first. RequestContext wraps everything, so the
-    # request id exists before any other middleware logs.
+    # request id exists before any other middleware logs. BodyLimit is innermost, so
+    # even its own 413 gets the headers, the session and the request id of the rest.
+    app.add_middleware(
+        BodyLimit,
+        upload_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        upload_message=too_large_message(settings.max_upload_bytes),
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

@@ -66,6 +66,10 @@ class TooLarge(DomainError):
     code = "too_large"
 
 
+class BodyTooLarge(TooLarge):
+    """A request body past its limit, counted as it arrived (`portal.middleware.BodyLimit`)."""
+
+
 class UnsupportedType(DomainError):
     status = 415
     code = "unsupported_type"

@@ -1,8 +1,9 @@
-"""Pure ASGI middleware: security headers, request ids and the access log."""
+"""Pure ASGI middleware: body limits, security headers, request ids and the access log."""
 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import secrets
 import time
@@ -11,8 +12,15 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.errors import BodyTooLarge
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("portal.access")
+
+# Forms and JSON are small: the largest real one (an application with every field) is a
+# few kilobytes. Files come as multipart, streamed to disk, and have their own limit.
+MAX_TEXT_BODY = 1024 * 1024
+TEXT_TOO_LARGE = "提交的内容过大（上限 1 MB），请精简后重试；文件请用上传功能提交。"
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -116,3 +124,102 @@ class RequestContext:
                 },
             )
             request_id_var.reset(token)
+
+
+class BodyLimit:
+    """Every request body counted as it arrives and cut off at its limit: 413.
+
+    Content-Length alone is no limit: a chunked body declares none, and Starlette's
+    `request.body()` would read all of it into memory, before any route could look at
+    the signature or the token. So the bytes are counted as the server hands them
+    over: a declared length over the limit fails the first read, and a body that
+    grows past it fails the read that crosses it. Until the app reads again, uvicorn
+    stops reading the socket (64 KiB buffered), so memory stays bounded whoever sends.
+
+    Multipart bodies (uploads, streamed to disk by `materials.upload`) may be as large as
+    a file plus the form around it; anything else, 1 MiB. The failed read raises
+    `BodyTooLarge`, which the app's handlers answer like any TooLarge (JSON under /api/,
+    the error page elsewhere). Whoever turned it into another answer (FastAPI makes a
+    body it could not read a 400), the 413 is sent instead. The answer closes the
+    connection: the rest of the body is never read.
+    """
+
+    def __init__(self, app: ASGIApp, *, upload_limit: int, upload_message: str) -> None:
+        self.app = app
+        self.upload_limit = upload_limit
+        self.upload_message = upload_message
+
+    def limit_for(self, scope: Scope) -> tuple[int, str]:
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                kind = value.split(b";", 1)[0].strip().lower()
+                if kind == b"multipart/form-data":
+                    return self.upload_limit, self.upload_message
+                break
+        return MAX_TEXT_BODY, TEXT_TOO_LARGE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, message = self.limit_for(scope)
+        declared: int | None = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else None
+                break
+        state = {"received": 0, "over": False, "started": False, "replaced": False}
+
+        def refuse() -> BodyTooLarge:
+            state["over"] = True
+            return BodyTooLarge(message, code="too_large")
+
+        async def counted_receive() -> Message:
+            if state["over"] or (declared is not None and declared > limit):
+                raise refuse()
+            incoming = await receive()
+            if incoming["type"] == "http.request":
+                state["received"] += len(incoming.get("body", b""))
+                if state["received"] > limit:
+                    raise refuse()
+            return incoming
+
+        async def guarded_send(outgoing: Message) -> None:
+            if state["replaced"]:
+                return  # the body of an answer replaced by our 413
+            if outgoing["type"] == "http.response.start" and state["over"]:
+                if outgoing["status"] != 413:
+                    state["replaced"] = True
+                    await self._refuse(scope, send, message)
+                    return
+                MutableHeaders(scope=outgoing)["Connection"] = "close"
+            if outgoing["type"] == "http.response.start":
+                state["started"] = True
+            await send(outgoing)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except BodyTooLarge:
+            if state["started"] or state["replaced"]:
+                raise
+            state["replaced"] = True
+            await self._refuse(scope, send, message)
+
+    async def _refuse(self, scope: Scope, send: Send, message: str) -> None:
+        """Our own 413, for when the app's handlers did not answer one."""
+        if scope.get("path", "").startswith("/api/"):
+            body = json.dumps(
+                {"error": {"code": "too_large", "message": message}}, ensure_ascii=False
+            ).encode()
+            media = b"application/json"
+        else:
+            page = f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>提交的内容太大</title><p>{message}</p></html>'
+            body = page.encode()
+            media = b"text/html; charset=utf-8"
+        headers = [
+            (b"content-type", media),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MAX_BOUNDARY_LENGTH, MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -23,6 +23,10 @@ from portal.materials.storage import BlobStore, BlobWriter
 MAX_PARTS = 8
 MAX_FIELD_BYTES = 1024
 MULTIPART_OVERHEAD = 16 * 1024
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"文件超过 {max_bytes // (1024 * 1024)} MB 的上限，请压缩或分页扫描后再上传。"
 
 
 class BadUpload(DomainError):
@@ -125,7 +129,7 @@ class _Receiver:
             self.done_file = True
 
     def _too_large_message(self) -> str:
-        return f"文件超过 {self.max_bytes // (1024 * 1024)} MB 的上限，请压缩或分页扫描后再上传。"
+        return too_large_message(self.max_bytes)
 
 
 async def receive_file(
@@ -146,12 +150,12 @@ async def receive_file(
         raise BadUpload(
             "请以 multipart/form-data 方式上传，文件字段名为 file。", code="not_multipart"
         )
+    if not 1 <= len(params[b"boundary"]) <= MAX_BOUNDARY_LENGTH:
+        # The parser refuses a longer one in its constructor (RFC 2046 allows 70 characters).
+        raise BadUpload("上传的内容格式有误，请重新选择文件上传。", code="bad_multipart")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
-        raise TooLarge(
-            f"文件超过 {max_bytes // (1024 * 1024)} MB 的上限，请压缩或分页扫描后再上传。",
-            code="too_large",
-        )
+        raise TooLarge(too_large_message(max_bytes), code="too_large")
     await run_in_threadpool(session.commit)
     receiver = _Receiver(store, max_bytes, csrf_check)
     callbacks = {
@@ -168,7 +172,7 @@ async def receive_file(
     }
     limit = max_bytes + MULTIPART_OVERHEAD
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
-    received = 0
+    received = 0  # BodyLimit (portal.middleware) counts the same bytes, for every route
     try:
         async for chunk in request.stream():
             received += len(chunk)
