@@ -33,7 +33,7 @@ def upgrade(url: str) -> None:
                     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7240412)")
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "heads")  # every branch: parallel work merges later
         finally:
             engine.dispose()
 
