@@ -314,7 +314,16 @@ def valid_form(item: dict) -> dict[str, Any]:
     return values
 
 
-PDF_BYTES = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+# The smallest sound PDF: one blank A4 page and a correct cross-reference table. Uploads
+# are parsed (portal/materials/sniff.py): a PDF without pages, or one that does not parse,
+# is refused. Tests append a "%comment" to make files distinct; readers ignore it.
+PDF_BYTES = (
+    b"%PDF-1.4\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n"
+    b"2 0 obj\n<</Type/Pages/Kids[3 0 R]/Count 1>>\nendobj\n"
+    b"3 0 obj\n<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>\nendobj\n"
+    b"xref\n0 4\n0000000000 65535 f \n0000000009 00000 n \n0000000054 00000 n \n"
+    b"0000000105 00000 n \ntrailer\n<</Size 4/Root 1 0 R>>\nstartxref\n170\n%%EOF\n"
+)
 
 
 def png_bytes(size=(32, 24), color=(200, 30, 30)) -> bytes:

@@ -16,7 +16,15 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, csrf_of, make_phone, make_ric, make_uscc, valid_form
+from tests.conftest import (
+    PASSWORD,
+    PDF_BYTES,
+    csrf_of,
+    make_phone,
+    make_ric,
+    make_uscc,
+    valid_form,
+)
 from tests.e2e.harness import wait_for
 from tests.e2e.test_case_paths import bureau_has, choose_item, status_is
 
@@ -99,7 +107,7 @@ def test_a_full_run_writes_no_id_number_or_phone_to_the_log(system):
     assert patched.status_code == 200, patched.text
     for material in item["materials"]:
         if material["required"]:
-            content = b"%PDF-1.4\n" + person["id_number"].encode() + b"\n%%EOF\n"
+            content = PDF_BYTES + b"%" + person["id_number"].encode() + b"\n"
             uploaded = http.post(
                 f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
                 files={"file": (f"{person['id_number']}身份证.pdf", content, "application/pdf")},
@@ -147,7 +155,7 @@ def test_a_full_run_writes_no_id_number_or_phone_to_the_log(system):
         if material["required"]:
             http.post(
                 f"/api/v1/cases/{second_no}/materials/{material['code']}/files",
-                files={"file": ("m.pdf", b"%PDF-1.4\n%second\n%%EOF\n", "application/pdf")},
+                files={"file": ("m.pdf", PDF_BYTES + b"%second\n", "application/pdf")},
                 headers=auth,
             )
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 
-from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,7 +20,6 @@ from portal.materials.upload import ReceivedFile
 
 log = logging.getLogger(__name__)
 MAX_FILES_PER_MATERIAL = 20
-THUMB_SIZE = (160, 160)
 
 
 def material_of(item: Item, code: str) -> dict:
@@ -60,8 +57,10 @@ def ensure_blob(session: Session, store: BlobStore, received: ReceivedFile) -> B
         except IntegrityError:  # another request stored the same content just now
             blob = session.get(Blob, received.sha256)
             assert blob is not None
-    if received.content_type.startswith("image/"):
-        make_thumbnail(store, received.sha256)
+    if received.thumbnail is not None and not store.thumb_path(received.sha256).exists():
+        # Made while the upload was checked, outside any transaction: decoding an image
+        # here would hold the write lock (SQLite) or a row lock for as long as it takes.
+        store.put_bytes(received.thumbnail, path=store.thumb_path(received.sha256))
     return blob
 
 
@@ -122,22 +121,6 @@ def remove_file(
     case_file = get_case_file(session, case=case, file_id=file_id, material_code=material_code)
     ensure_editable(case)
     session.delete(case_file)
-
-
-def make_thumbnail(store: BlobStore, sha256: str) -> None:
-    """A small JPEG preview for the phone's material list (the original may be megabytes)."""
-    if store.thumb_path(sha256).exists():
-        return
-    try:
-        image = Image.open(io.BytesIO(store.read(sha256)))
-        image.draft("RGB", (THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        image.thumbnail(THUMB_SIZE)
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=70, optimize=True)
-        store.put_bytes(out.getvalue(), path=store.thumb_path(sha256))
-    except Exception:  # a preview is a nicety; the upload itself already passed its checks
-        log.warning("could not make a thumbnail for %s", sha256[:12])
 
 
 def file_chunks(store: BlobStore, case_file: CaseFile) -> Iterator[bytes]:

@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from portal.errors import DomainError, Forbidden, TooLarge, UnsupportedType
-from portal.materials.sniff import check_content, sniff
+from portal.materials.plainfile import open_plaintext
+from portal.materials.sniff import check_content, check_stored, sniff
 from portal.materials.storage import BlobStore, BlobWriter
 
 MAX_PARTS = 8
@@ -41,6 +42,7 @@ class ReceivedFile:
     size: int
     content_type: str
     filename: str
+    thumbnail: bytes | None = None  # a JPEG preview of an image, made while it was checked
 
 
 def clean_filename(raw: str | None, content_type: str) -> str:
@@ -207,6 +209,9 @@ async def receive_file(
         if kind is None:
             raise UnsupportedType("只能上传 PDF、JPG 或 PNG 文件（按文件内容识别，改扩展名无效）。")
         check_content(kind, bytes(writer.head), writer.tail, writer.scanner)
+        # Then parsed whole, from the stored temp file (read in pieces, decrypted as
+        # read), in a worker thread: a PDF walk or an image decode takes CPU time.
+        thumbnail = await run_in_threadpool(_check_stored_file, store, writer, kind)
     except BaseException:
         writer.discard()
         raise
@@ -216,4 +221,10 @@ async def receive_file(
         size=writer.size,
         content_type=kind,
         filename=clean_filename(receiver.filename, kind),
+        thumbnail=thumbnail,
     )
+
+
+def _check_stored_file(store: BlobStore, writer: BlobWriter, kind: str) -> bytes | None:
+    with open_plaintext(store.ring, writer.path) as plain:
+        return check_stored(kind, plain)
