@@ -283,8 +283,27 @@ def staff_file(sha256: str, request: Request, staff: ConsoleStaff, name: str = "
         media_type=media if inline else "application/octet-stream",
         filename=filename,
         content_disposition_type="inline" if inline else "attachment",
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": file_csp(media if inline else ""),
+        },
     )
+
+
+def file_csp(media: str) -> str:
+    """The policy of a citizen's file shown in the console (the case page frames it).
+
+    It may run no script and fetch nothing under the console's origin, where a clerk's
+    session lives: the portal checks files on upload, but the console must not rely on
+    another system's check. An image or a download is sandboxed as well. A PDF cannot
+    be: Chrome shows PDFs with its plugin, which a sandboxed document may not load
+    (object-src 'self' allows it) — the portal's own header for PDFs does the same.
+    """
+    policy = "default-src 'none'; img-src 'self'; frame-ancestors 'self'"
+    if media == "application/pdf":
+        return policy + "; object-src 'self'"
+    return "sandbox; " + policy + "; object-src 'none'"
 
 
 # -- consultations and outbox ---------------------------------------------------------------
