@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 import pypdf
 from PIL import Image, ImageOps
+from pypdf.errors import LimitReachedError
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, StreamObject
 
 from portal.errors import UnsupportedType
@@ -218,6 +219,8 @@ def check_pdf(fh: BinaryIO) -> None:
             finding = _find_active_content(reader)
         except UnsupportedType:
             raise
+        except LimitReachedError:  # one of the pypdf limits above, or its own
+            raise UnsupportedType(COMPLEX_PDF, code="pdf_too_complex") from None
         except Exception as exc:  # pypdf raises many kinds on a malformed file
             log.info("pdf refused, does not parse: %s", type(exc).__name__)
             raise UnsupportedType(BROKEN_PDF, code="broken_pdf") from None
