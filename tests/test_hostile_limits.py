@@ -432,3 +432,58 @@ def test_deeply_nested_json_elsewhere_is_a_4xx(app, client, auth):
     ):
         response = quiet.request(method, url, content=body, headers=json_type)
         assert 400 <= response.status_code < 500, (url, response.status_code, response.text[:200])
+
+
+def test_the_413_wins_whoever_catches_the_failed_read():
+    """BodyLimit on its own: an app that swallows the failed read and answers something
+    else, or lets it escape, still answers 413 (JSON under /api/, a page elsewhere)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from portal.middleware import BodyLimit
+
+    async def swallowing(request: Request):
+        try:
+            await request.body()
+        except Exception:
+            return PlainTextResponse("could not read", status_code=400)
+        return PlainTextResponse("read")
+
+    async def escaping(request: Request):
+        await request.body()
+        return PlainTextResponse("read")
+
+    async def not_reading(request: Request):
+        return PlainTextResponse("never read")
+
+    routes = [
+        Route(f"{prefix}/{name}", handler, methods=["POST"])
+        for prefix in ("", "/api")
+        for name, handler in (("swallow", swallowing), ("escape", escaping), ("skip", not_reading))
+    ]
+    app = BodyLimit(Starlette(routes=routes), upload_limit=3 * MiB, upload_message="文件太大")
+    with TestClient(app, raise_server_exceptions=False) as quiet:
+        for prefix in ("", "/api"):
+            for name in ("swallow", "escape"):
+                response = quiet.post(f"{prefix}/{name}", content=chunks(2 * MiB))
+                assert response.status_code == 413, (prefix, name, response.text)
+                assert response.headers["connection"] == "close"
+                if prefix:
+                    assert response.json()["error"]["code"] == "too_large"
+                else:
+                    assert "过大" in response.text
+            # A declared length over the limit fails the first read, before any byte.
+            declared = quiet.post(
+                f"{prefix}/escape", content=b"x" * 10, headers={"Content-Length": str(2 * MiB)}
+            )
+            assert declared.status_code == 413
+            # A route that never reads the body holds no memory for it: left alone.
+            assert quiet.post(f"{prefix}/skip", content=chunks(2 * MiB)).status_code == 200
+            # Multipart gets the upload limit: 2 MiB fits, 4 MiB does not.
+            multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+            fits = quiet.post(f"{prefix}/escape", content=chunks(2 * MiB), headers=multipart)
+            assert fits.status_code == 200
+            over = quiet.post(f"{prefix}/escape", content=chunks(4 * MiB), headers=multipart)
+            assert over.status_code == 413 and "文件太大" in over.text
