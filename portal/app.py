@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from portal.api import validation_error_body
-from portal.composition import build_dispatcher, build_retention, install_hooks
+from portal.composition import build_dispatcher, build_scheduled_jobs, install_hooks
 from portal.db import Database
 from portal.errors import DomainError, Invalid
 from portal.materials.storage import BlobStore, key_ring
@@ -245,15 +245,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             # The outbox and the daily retention job run wherever the dispatcher does.
             dispatcher = build_dispatcher(settings, db)
             app.state.dispatcher = dispatcher
-            retention = build_retention(settings, db)
+            jobs = build_scheduled_jobs(settings, db)
             tasks.append(asyncio.create_task(dispatcher.run(), name="outbox-dispatcher"))
-            tasks.append(asyncio.create_task(retention.run(), name="retention"))
+            tasks += [asyncio.create_task(job.run()) for job in jobs]
         try:
             yield
         finally:
             if settings.dispatcher:
                 app.state.dispatcher.stop()
-                retention.stop()
+                for job in jobs:
+                    job.stop()
             for task in tasks:
                 task.cancel()
                 with suppress(asyncio.CancelledError):

@@ -87,7 +87,7 @@ def trusted_proxies(flag: str | None, setting: str) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from portal.composition import build_dispatcher, build_retention, install_hooks
+    from portal.composition import build_dispatcher, build_scheduled_jobs, install_hooks
     from portal.db import Database
 
     settings = _settings()
@@ -96,14 +96,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     dispatcher = build_dispatcher(settings, db)
 
-    retention = build_retention(settings, db)
+    jobs = build_scheduled_jobs(settings, db)
+
+    def stop() -> None:
+        dispatcher.stop()
+        for job in jobs:
+            job.stop()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, dispatcher.stop)
-            loop.add_signal_handler(sig, retention.stop)
-        await asyncio.gather(dispatcher.run(), retention.run())
+            loop.add_signal_handler(sig, stop)
+        await asyncio.gather(dispatcher.run(), *(job.run() for job in jobs))
 
     print(f"outbox worker {dispatcher.worker_id} sending to {settings.bureau_url}", flush=True)
     asyncio.run(main())
@@ -185,6 +189,25 @@ def cmd_calendar_show(args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print("\n".join(show_lines(args.year)))
+    return 0
+
+
+def cmd_licences_reminders(args: argparse.Namespace) -> int:
+    from portal.clock import format_cst
+    from portal.db import Database
+    from portal.licences.service import reminders_sent
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            rows = reminders_sent(session)
+    finally:
+        db.dispose()
+    kinds = {"window": "进入延续申请期", "30_days": "到期前 30 天", "expired": "已到期"}
+    print(f"已发送的证照到期提醒（最近 {len(rows)} 条）：")
+    for number, phone, kind, at in rows:
+        print(f"  {format_cst(at)}  {number}  {phone}  {kinds.get(kind, kind)}")
     return 0
 
 
@@ -327,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal_show = cal_sub.add_parser("show", help="print a year's holidays, official or provisional")
     cal_show.add_argument("year", type=int)
     cal_show.set_defaults(func=cmd_calendar_show)
+
+    licences = sub.add_parser("licences", help="licences held through the portal")
+    lic_sub = licences.add_subparsers(dest="licences_command", required=True)
+    lic_sub.add_parser("reminders", help="expiry reminders sent, newest first").set_defaults(
+        func=cmd_licences_reminders
+    )
 
     outbox = sub.add_parser("outbox", help="messages waiting to leave")
     out_sub = outbox.add_subparsers(dest="outbox_command", required=True)

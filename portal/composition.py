@@ -6,13 +6,14 @@ registered by importing a module for its side effect.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from portal.cases import states
 from portal.db import Database
 from portal.exchange.dispatcher import Dispatcher
+from portal.licences.schedule import LicenceReminders
 from portal.materials.storage import BlobStore, key_ring
 from portal.notifications import hooks
 from portal.notifications.sms import KIND as SMS_KIND
@@ -40,6 +41,16 @@ def build_dispatcher(
     return dispatcher
 
 
+class ScheduledJob(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 def build_retention(settings: Settings, db: Database) -> DailyRetention:
     """The daily retention job; it runs wherever the dispatcher runs."""
     return DailyRetention(settings, db, BlobStore(settings.data_dir, key_ring(settings)))
+
+
+def build_scheduled_jobs(settings: Settings, db: Database) -> list[ScheduledJob]:
+    """Work that runs on a clock wherever the dispatcher runs: retention, licence reminders."""
+    return [build_retention(settings, db), LicenceReminders(db)]

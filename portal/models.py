@@ -11,6 +11,7 @@ from portal.db import Base
 from portal.delivery.models import Delivery
 from portal.exchange.models import InboundEvent, OutboxAttempt, OutboxMessage
 from portal.library.models import LibraryDocument
+from portal.licences.models import Licence, LicenceReminder
 from portal.materials.models import Blob, CaseFile
 from portal.notifications.models import Message
 from portal.ratings.models import Rating
@@ -21,6 +22,8 @@ __all__ = [
     "BundleApplication",
     "Consultation",
     "LibraryDocument",
+    "Licence",
+    "LicenceReminder",
     "SlotCounter",
     "Base",
     "Blob",

@@ -24,6 +24,8 @@ def all_routers() -> list[APIRouter]:
     from portal.exchange import callbacks
     from portal.library import api as library_api
     from portal.library import routes as library_routes
+    from portal.licences import api as licences_api
+    from portal.licences import routes as licences_routes
     from portal.notifications import api as notifications_api
     from portal.notifications import routes as notifications_routes
     from portal.ratings import api as ratings_api
@@ -40,6 +42,7 @@ def all_routers() -> list[APIRouter]:
         cases_api.router,
         bundles_api.router,
         library_api.router,
+        licences_api.router,
         appointments_api.router,
         consultations_api.router,
         delivery_api.router,
@@ -52,6 +55,7 @@ def all_routers() -> list[APIRouter]:
         cases_routes.router,
         bundles_routes.router,
         library_routes.router,
+        licences_routes.router,
         appointments_routes.router,
         consultations_routes.router,
         stats_routes.router,

@@ -52,6 +52,9 @@ class Item(Base):
     licence_valid_years: Mapped[int | None]
     consult_phone: Mapped[str] = mapped_column(String(50), default="")
     sources: Mapped[list[Any]] = mapped_column(default=list)
+    # What can be applied for about an issued licence: {"renewal": {"window": {"opens": 90,
+    # "closes": 15, "unit": "working_days"}}, …} (portal.licences).
+    applications: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Everyday words people search for this item with (餐饮, 饭店 …), from the catalogue.
     keywords: Mapped[list[Any]] = mapped_column(default=list)
     # Lower-cased name + code, so search is one LIKE on every backend.

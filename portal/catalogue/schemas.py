@@ -84,9 +84,19 @@ class CommitmentSpec(_Strict):
     text: str
 
 
+class RenewalWindowSpec(_Strict):
+    """When a renewal (延续) may be applied for, counted back from the licence's expiry."""
+
+    opens: int = Field(ge=1, le=400)
+    closes: int = Field(default=0, ge=0, le=400)
+    unit: Literal["working_days", "days"] = "days"
+    source: str = ""  # the rule it comes from (docs/catalogue-sources.md)
+
+
 class LicenceSpec(_Strict):
     name: str
     valid_years: int | None = None
+    renewal: RenewalWindowSpec | None = None
 
 
 class ItemSpec(_Strict):

@@ -165,6 +165,9 @@ def _item_values(spec: ItemSpec) -> dict[str, Any]:
         "halls": list(spec.halls),
         "licence_name": spec.licence.name if spec.licence else "",
         "licence_valid_years": spec.licence.valid_years if spec.licence else None,
+        "applications": {"renewal": {"window": spec.licence.renewal.model_dump()}}
+        if spec.licence and spec.licence.renewal
+        else {},
         "consult_phone": spec.consult_phone,
         "sources": list(spec.sources),
         "search_text": f"{spec.name} {spec.code}".lower(),

@@ -19,6 +19,7 @@ from portal.delivery.models import Delivery
 from portal.errors import Conflict, NotFound
 from portal.exchange import schemas
 from portal.exchange.outbox import enqueue_job
+from portal.licences.service import apply_revoked, record_issued
 from portal.ratings.models import Rating
 
 DEFAULT_REMEDY = (
@@ -117,6 +118,7 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
         "stored": False,
     }
     ctx.apply("case.approved", f"决定书编号 {d.decision_no}，{d.licence.name} {d.licence.number}")
+    record_issued(ctx.session, case=case)  # 我的证照
     # The file is fetched by the dispatcher, with retries, after this commits.
     enqueue_job(
         ctx.session,
@@ -203,8 +205,13 @@ HANDLERS: dict[str, Callable[[Context, Any], None]] = {
 }
 
 # Events that concern no case (12345 answers without a case); other domains register here.
+def _licence_revoked(session: Session, envelope: schemas.EnvelopeIn, d: Any) -> None:
+    apply_revoked(session, number=d.number, reason=d.reason, kind=d.kind)
+
+
 CASELESS: dict[str, Callable[[Session, schemas.EnvelopeIn, BaseModel], None]] = {
     "consultation.answered": _consultation_answered,
+    "licence.revoked": _licence_revoked,
 }
 
 

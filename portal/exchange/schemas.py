@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -91,6 +91,12 @@ class ConsultationAnsweredIn(_In):
     answer: str = Field(min_length=1, max_length=4000)
 
 
+class LicenceRevokedIn(_In):
+    number: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+    kind: Literal["revoked", "withdrawn", "cancelled"]
+
+
 DATA_MODELS: dict[str, type[_In]] = {
     "prereview.passed": PassedIn,
     "prereview.returned": ReturnedIn,
@@ -104,6 +110,7 @@ DATA_MODELS: dict[str, type[_In]] = {
     "licence.delivered": DeliveredIn,
     "rating.reply": ReplyIn,
     "consultation.answered": ConsultationAnsweredIn,
+    "licence.revoked": LicenceRevokedIn,
 }
 
 __all__ = ["DATA_MODELS", "EnvelopeIn", "datetime"]
