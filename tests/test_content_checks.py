@@ -532,7 +532,7 @@ def test_ordinary_images_are_stored_through_http(client, auth, api_target, fs_gu
 
 
 def test_a_6300_square_png_is_refused_before_any_decode(monkeypatch):
-    # 39.7 MP of 1-bit zeros: 70 KB on disk, ~150 MiB as Pillow's RGB, 4.96 MB as bits.
+    # 39.7 MP of 1-bit zeros in a 5 KB file; as Pillow RGB that would be ~150 MiB.
     # Over the 36 MP budget, so refused from its size before load() allocates anything.
     bomb = png_bomb(6_300, 6_300)
     assert len(bomb) < 100_000
