@@ -265,6 +265,8 @@ def _find_active_content(reader: pypdf.PdfReader) -> UnsupportedType | None:
         if not isinstance(stream, StreamObject):
             raise UnsupportedType(BROKEN_PDF, code="broken_pdf")
         count = stream.get("/N")
+        if isinstance(count, IndirectObject):
+            count = count.get_object()
         if not isinstance(count, int) or count > MAX_PDF_OBJECTS:
             raise UnsupportedType(COMPLEX_PDF, code="pdf_too_complex")
         stream_bytes += len(stream.get_data())
@@ -274,10 +276,10 @@ def _find_active_content(reader: pypdf.PdfReader) -> UnsupportedType | None:
             finding = _inspect(reader, reader.get_object(num))
             if finding is not None:
                 return finding
-        # pypdf parsed every member of the stream at once; drop them all.
-        dropped = set(members)
-        for key in [k for k in reader.resolved_objects if k[1] in dropped]:
-            del reader.resolved_objects[key]
+        # pypdf parsed (and cached) every listed object of the stream at once; objects
+        # the cross-reference does not list there are stale, for pypdf as for a viewer.
+        for num in members:
+            reader.resolved_objects.pop((0, num), None)
         reader.resolved_objects.pop((0, stream_num), None)
     return _inspect(reader, reader.trailer)
 
@@ -392,10 +394,17 @@ def _read_exactly(fh: BinaryIO, count: int) -> bytes:
     return data
 
 
+# Bounds of the walks below: a real PNG has a few thousand chunks at most (one IDAT per
+# row is the worst encoder), a real JPEG a few dozen segments; millions of empty ones
+# would only burn CPU.
+MAX_PNG_CHUNKS = 100_000
+MAX_JPEG_SEGMENTS = 10_000
+
+
 def _png_end(fh: BinaryIO) -> int:
     """The offset just past the IEND chunk, walking the chunks by their lengths."""
     fh.seek(8)
-    while True:
+    for _ in range(MAX_PNG_CHUNKS):
         header = _read_exactly(fh, 8)
         length = int.from_bytes(header[:4], "big")
         if length > 2**31 - 1:
@@ -404,6 +413,7 @@ def _png_end(fh: BinaryIO) -> int:
             _read_exactly(fh, length + 4)
             return fh.tell()
         fh.seek(length + 4, io.SEEK_CUR)  # data and CRC (checked by verify)
+    raise UnsupportedType(BROKEN_IMAGE, code="broken_image")
 
 
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0–7: no length
@@ -412,7 +422,7 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0–7: no le
 def _jpeg_end(fh: BinaryIO) -> int:
     """The offset just past the EOI marker, walking segments and entropy-coded data."""
     fh.seek(2)  # SOI
-    while True:
+    for _ in range(MAX_JPEG_SEGMENTS):
         if _read_exactly(fh, 1) != b"\xff":
             raise UnsupportedType(BROKEN_IMAGE, code="broken_image")
         marker = 0xFF
@@ -428,6 +438,7 @@ def _jpeg_end(fh: BinaryIO) -> int:
         fh.seek(length - 2, io.SEEK_CUR)
         if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
             _skip_entropy_coded(fh)
+    raise UnsupportedType(BROKEN_IMAGE, code="broken_image")
 
 
 def _skip_entropy_coded(fh: BinaryIO) -> None:
