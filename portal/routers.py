@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from portal import health, metrics
+    from portal import display, health, metrics
     from portal.accounts import api as accounts_api
     from portal.accounts import routes as accounts_routes
     from portal.appointments import api as appointments_api
@@ -36,6 +36,7 @@ def all_routers() -> list[APIRouter]:
 
     return [
         health.router,
+        display.router,
         metrics.router,
         catalogue_api.router,
         accounts_api.router,

@@ -108,6 +108,7 @@ def render(
     )
     ctx.setdefault("account", getattr(request.state, "account", None))
     ctx.setdefault("unread", getattr(request.state, "unread", 0))
+    ctx.setdefault("elder", request.cookies.get("display") == "elder")  # 长辈版 (portal.display)
     ctx["flashes"] = request.session.pop("flash", [])
     ctx.setdefault("max_upload_mb", request.app.state.settings.max_upload_mb)
     ctx.setdefault("errors", {})

@@ -1,0 +1,34 @@
+"""长辈版: larger text and bigger targets for older citizens, as 工信部's 适老化 rules ask.
+
+A preference, not an account setting: it is kept in a cookie, so it works before
+login, on a hall's shared computer it lasts only as long as the browser keeps it, and
+every page reads it without a database query. Switching is a POST with CSRF (a GET
+never changes state).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from portal.web import CsrfForm, redirect, safe_next
+
+router = APIRouter(include_in_schema=False)
+COOKIE = "display"
+MODES = ("elder", "standard")
+ONE_YEAR = 365 * 24 * 3600
+
+
+def elder_mode(request: Request) -> bool:
+    return request.cookies.get(COOKIE) == "elder"
+
+
+@router.post("/display-mode")
+def switch_display(request: Request, form: CsrfForm):
+    mode = form.get("mode")
+    next_path = form.get("next")
+    response = redirect(safe_next(next_path if isinstance(next_path, str) else None, "/"))
+    if mode == "elder":
+        response.set_cookie(COOKIE, "elder", max_age=ONE_YEAR, httponly=True, samesite="lax")
+    else:
+        response.delete_cookie(COOKIE)
+    return response

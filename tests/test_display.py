@@ -1,0 +1,36 @@
+"""长辈版: a CSRF-checked switch, kept in a cookie, read by every page."""
+
+from __future__ import annotations
+
+from tests.conftest import csrf_of
+
+
+def test_the_switch_turns_elder_mode_on_and_off(client):
+    home = client.get("/")
+    assert 'class="elder"' not in home.text and ">长辈版</button>" in home.text
+    token = csrf_of(home.text)
+    on = client.post(
+        "/display-mode",
+        data={"csrf_token": token, "mode": "elder", "next": "/items"},
+        follow_redirects=False,
+    )
+    assert on.status_code == 303 and on.headers["location"] == "/items"
+    assert (
+        "display=elder" in on.headers["set-cookie"]
+        and "httponly" in on.headers["set-cookie"].lower()
+    )
+    page = client.get("/items")
+    assert '<html lang="zh-CN" class="elder">' in page.text and ">标准版</button>" in page.text
+    off = client.post(
+        "/display-mode",
+        data={"csrf_token": csrf_of(page.text), "mode": "standard", "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert off.status_code == 303 and off.headers["location"] == "/"
+    assert 'class="elder"' not in client.get("/").text
+
+
+def test_the_switch_needs_its_csrf_token(client):
+    refused = client.post("/display-mode", data={"mode": "elder"}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert "display=elder" not in refused.headers.get("set-cookie", "")
