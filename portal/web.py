@@ -65,6 +65,7 @@ def _build_templates() -> Jinja2Templates:
     env.filters["mask_id"] = mask_id
     env.filters["mask_phone"] = mask_phone
     env.filters["urlquote"] = lambda s: quote(str(s), safe="")
+    env.filters["tel"] = tel_link
     env.trim_blocks = True
     env.lstrip_blocks = True
     return templates
@@ -90,6 +91,15 @@ def csrf_valid(request: Request, submitted: str | None) -> bool:
 
 def flash(request: Request, message: str, kind: str = "success") -> None:
     request.session.setdefault("flash", []).append({"kind": kind, "message": message})
+
+
+def tel_link(number: Any) -> Markup:
+    """A phone number a thumb can call: 0519-86312345 → <a href="tel:051986312345">."""
+    text = str(number or "").strip()
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if not 3 <= len(digits) <= 15:
+        return Markup("{}").format(text)
+    return Markup('<a class="tel" href="tel:{}">{}</a>').format(digits, text)
 
 
 def render(

@@ -34,3 +34,12 @@ def test_the_switch_needs_its_csrf_token(client):
     refused = client.post("/display-mode", data={"mode": "elder"}, follow_redirects=False)
     assert refused.status_code == 403
     assert "display=elder" not in refused.headers.get("set-cookie", "")
+
+
+def test_phone_numbers_are_tap_to_call(client):
+    from tests.conftest import pick_item
+
+    item = pick_item(client, prereview=True)
+    page = client.get(f"/items/{item['code']}").text
+    assert 'href="tel:' in page
+    assert '<a class="tel" href="tel:12345">12345</a>' in client.get("/status").text
