@@ -56,6 +56,15 @@ def _cn_date(value: date | datetime | None) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
+def tel_link(number: Any) -> Markup:
+    """A phone number a thumb can call: 0519-86312345 → <a href="tel:051986312345">."""
+    text = str(number or "").strip()
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if not 3 <= len(digits) <= 15:
+        return Markup("{}").format(text)
+    return Markup('<a class="tel" href="tel:{}">{}</a>').format(digits, text)
+
+
 def _build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
@@ -91,15 +100,6 @@ def csrf_valid(request: Request, submitted: str | None) -> bool:
 
 def flash(request: Request, message: str, kind: str = "success") -> None:
     request.session.setdefault("flash", []).append({"kind": kind, "message": message})
-
-
-def tel_link(number: Any) -> Markup:
-    """A phone number a thumb can call: 0519-86312345 → <a href="tel:051986312345">."""
-    text = str(number or "").strip()
-    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
-    if not 3 <= len(digits) <= 15:
-        return Markup("{}").format(text)
-    return Markup('<a class="tel" href="tel:{}">{}</a>').format(digits, text)
 
 
 def render(
