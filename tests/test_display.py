@@ -43,3 +43,33 @@ def test_phone_numbers_are_tap_to_call(client):
     page = client.get(f"/items/{item['code']}").text
     assert 'href="tel:' in page
     assert '<a class="tel" href="tel:12345">12345</a>' in client.get("/status").text
+
+
+def test_tapping_apply_twice_leaves_one_draft(client, person):
+    from tests.conftest import pick_item, web_login
+
+    web_login(client, person)
+    item = pick_item(client, prereview=True)
+    page = client.get(f"/items/{item['code']}")
+    token = csrf_of(page.text)
+    first = client.post(
+        "/cases", data={"csrf_token": token, "item_code": item["code"]}, follow_redirects=False
+    )
+    second = client.post(
+        "/cases", data={"csrf_token": token, "item_code": item["code"]}, follow_redirects=False
+    )
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    # Once something is filled in, a new tap starts a new application.
+    case_no = first.headers["location"].split("/")[2]
+    from portal.cases.models import Case
+
+    db = client.app.state.db
+    with db.session(write=True) as s, s.begin():
+        from sqlalchemy import select
+
+        s.scalars(select(Case).where(Case.case_no == case_no)).one().form = {"x": "1"}
+    third = client.post(
+        "/cases", data={"csrf_token": token, "item_code": item["code"]}, follow_redirects=False
+    )
+    assert third.headers["location"] != first.headers["location"]

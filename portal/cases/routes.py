@@ -65,6 +65,10 @@ def create_case(request: Request, session: DbSession, account: CurrentAccount, f
     item_code = str(form.get("item_code") or "")
     if account is None:
         return redirect(f"/login?next={quote('/items/' + item_code)}")
+    existing = service.untouched_draft(session, account=account, item_code=item_code[:16])
+    if existing is not None:
+        flash(request, f"您已有该事项的空白草稿（办件编号 {existing.case_no}），请直接填写。")
+        return redirect(f"/cases/{existing.case_no}/form")
     case = service.create_case(session, account=account, item_code=item_code)
     flash(request, f"已创建草稿，办件编号 {case.case_no}。填写的内容会自动保存在草稿中。")
     return redirect(f"/cases/{case.case_no}/form")

@@ -123,6 +123,28 @@ def create_case(
     return case
 
 
+def untouched_draft(session: Session, *, account: Account, item_code: str) -> Case | None:
+    """The account's newest draft of this item with nothing filled in and no file, if any.
+
+    A second tap on 在线申请 (or the back button and a tap again) returns it instead
+    of leaving a trail of empty drafts.
+    """
+    has_files = select(CaseFile.id).where(CaseFile.case_id == Case.id).exists()
+    query = (
+        select(Case)
+        .where(
+            Case.account_id == account.id,
+            Case.item_code == item_code,
+            Case.status == states.DRAFT,
+            Case.bundle_application_id.is_(None),
+            ~has_files,
+        )
+        .order_by(Case.id.desc())
+        .limit(5)
+    )
+    return next((case for case in session.scalars(query) if not case.form), None)
+
+
 ensure_editable = states.require_editable  # the rule lives in the state table
 
 
