@@ -73,3 +73,23 @@ def test_tapping_apply_twice_leaves_one_draft(client, person):
         "/cases", data={"csrf_token": token, "item_code": item["code"]}, follow_redirects=False
     )
     assert third.headers["location"] != first.headers["location"]
+
+
+def test_ticked_rongque_boxes_come_back_ticked_after_an_error(client, person, auth):
+    from tests.conftest import web_login
+    from tests.test_commitments import deferrable_item, ready_for_formal
+
+    item = deferrable_item(client)
+    deferred = [m["code"] for m in item["materials"] if m["deferrable"] and m["required"]]
+    case_no = ready_for_formal(client, auth, item)
+    web_login(client, person)
+    review = client.get(f"/cases/{case_no}/review")
+    assert "个工作日内补交" in review.text
+    # Ticked the materials but forgot the commitment: refused, the ticks stay.
+    refused = client.post(
+        f"/cases/{case_no}/submission",
+        data={"csrf_token": csrf_of(review.text), "deferred": deferred},
+    )
+    assert refused.status_code == 422
+    for code in deferred:
+        assert f'id="deferred-{code}" name="deferred" value="{code}" checked' in refused.text

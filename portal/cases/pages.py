@@ -86,6 +86,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "receipt": receipt_info(case, item),
         "licence": case.licence if case.status == states.APPROVED else None,
         "rongque_text": service.RONGQUE_TEXT,
+        "defer_days": service.DEFER_WORKING_DAYS,
         **extras,
     }
 

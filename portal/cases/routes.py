@@ -247,7 +247,9 @@ def review_page(request: Request, case_no: str, session: DbSession, account: Log
     return _page(request, session, case, account, "cases/review.html")
 
 
-def _review_with_errors(request, session, case, account, exc: DomainError, kind: str = ""):
+def _review_with_errors(
+    request, session, case, account, exc: DomainError, kind: str = "", values=None
+):
     return _page(
         request,
         session,
@@ -258,6 +260,7 @@ def _review_with_errors(request, session, case, account, exc: DomainError, kind:
         error_message=exc.message,
         status_code=exc.status,
         request_kind=kind,
+        values=values or {},  # ticked boxes come back ticked
     )
 
 
@@ -292,8 +295,13 @@ def submit_formal(
         )
     except Invalid as exc:
         session.rollback()
+        ticked = {
+            "deferred": deferred,
+            "commitment_accepted": form.get("commitment_accepted") == "true",
+            "gaozhi_accepted": form.get("gaozhi_accepted") == "true",
+        }
         return _review_with_errors(
-            request, session, case, account, exc, "gaozhi" if gaozhi else "rongque"
+            request, session, case, account, exc, "gaozhi" if gaozhi else "rongque", ticked
         )
     return redirect(f"/cases/{case.case_no}/submitted")
 
