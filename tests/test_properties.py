@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from portal.cases import states
 from portal.cases.forms import FieldProblem, clean_form, clean_value, display_value
 from portal.exchange import signing
-from tests.conftest import pick_item
+from tests.conftest import PDF_BYTES, pick_item
 from tests.test_cases import fill_everything, new_case
 from tests.test_exchange import SECRET
 
@@ -180,6 +180,11 @@ BUREAU_DATA = {
     "prereview.returned": {"comment": "请补正", "materials": []},
     "case.accepted": {"acceptance_no": "SL-1", "due_date": "2027-01-15"},
     "case.rejected": {"reason": "不属于本机关职权范围"},
+    # `materials` filled in per item (CaseLife.bureau): the code must be one of its own.
+    "correction.requested": {"comment": "请补正", "materials": []},
+    "clock.suspended": {"reason_code": "expert_review", "reason": "专家评审"},
+    "clock.resumed": {},
+    "deadline.extended": {"due_date": "2099-01-01", "reason": "情况复杂"},
     "inspection.scheduled": {"date": "2027-01-05"},
     "case.approved": {
         "decision_no": "JD-1",
@@ -204,6 +209,7 @@ PURE = {
     "prereview.returned",
     "case.accepted",
     "case.rejected",
+    "correction.requested",
     "inspection.scheduled",
     "case.approved",
     "case.denied",
@@ -213,7 +219,7 @@ PURE = {
 assert set(BUREAU_DATA) == {k for k, t in states.TRANSITIONS.items() if t.source == "bureau"}
 
 
-CITIZEN = ["prereview", "submit", "withdraw", "edit"]
+CITIZEN = ["prereview", "submit", "withdraw", "edit", "correct"]
 
 
 class CaseLife:
@@ -270,7 +276,7 @@ class CaseLife:
                 "type": key,
                 "occurred_at": "2026-11-20T10:00:00+08:00",
                 "case_no": self.case_no,
-                "data": BUREAU_DATA[key],
+                "data": self.data(key),
             },
             ensure_ascii=False,
         ).encode()
@@ -289,6 +295,12 @@ class CaseLife:
             assert response.status_code == 409, response.text
             assert key not in PURE or self.status not in transition.sources, (key, self.status)
 
+    def data(self, key: str) -> dict:
+        if key == "correction.requested":
+            code = self.item["materials"][0]["code"]
+            return {"comment": "请补正", "materials": [{"code": code, "comment": "请盖章"}]}
+        return BUREAU_DATA[key]
+
     def replay(self, index: int) -> None:
         if self.sent:
             response = self.post_event(self.sent[index % len(self.sent)])
@@ -304,6 +316,8 @@ class CaseLife:
             )
         if action == "withdraw":
             return self.status in states.TRANSITIONS["case.withdrawn"].sources | {states.DRAFT}
+        if action == "correct":  # the contract: only a case the bureau asked to correct
+            return self.status == "correction_required"
         return self.status in states.EDITABLE
 
     def citizen(self, action: str) -> None:
@@ -320,6 +334,14 @@ class CaseLife:
         elif action == "withdraw":
             response = client.post(f"{case}/withdrawal", json={"reason": "不办了"}, headers=auth)
             self.expect(response, 200, states.WITHDRAWN, allowed)
+        elif action == "correct":
+            if allowed:  # a new file for the named material first, or the answer is 422
+                code = self.item["materials"][0]["code"]
+                new = PDF_BYTES + b"%" + uuid.uuid4().hex.encode()
+                files = {"file": ("new.pdf", new, "application/pdf")}
+                posted = client.post(f"{case}/materials/{code}/files", files=files, headers=auth)
+                assert posted.status_code == 201, posted.text
+            self.expect(client.post(f"{case}/correction", headers=auth), 202, "submitted", allowed)
         else:
             self.expect(client.patch(case, json={"form": {}}, headers=auth), 200, None, allowed)
 
@@ -368,4 +390,6 @@ def test_random_event_sequences_follow_the_status_table(client, auth):
 
     life()
     # The runs went the whole way, not just round the first statuses.
-    assert {states.ACCEPTED, states.APPROVED, states.RETURNED} <= reached, reached
+    assert {states.ACCEPTED, states.APPROVED, states.RETURNED, states.CORRECTION} <= reached, (
+        reached
+    )

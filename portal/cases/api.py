@@ -219,6 +219,19 @@ def api_supplement(case_no: str, session: DbSession, account: ApiAccount) -> dic
     return _view(session, case)
 
 
+@router.post(
+    "/cases/{case_no}/correction",
+    status_code=202,
+    response_model=CaseOut,
+    responses=R401 | R404 | R409 | R422,
+)
+def api_correction(case_no: str, session: DbSession, account: ApiAccount) -> dict:
+    """Hand in the corrections of a correction_required case (event `case.corrected`)."""
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    service.submit_correction(session, case=case, account=account)
+    return _view(session, case)
+
+
 @router.get(
     "/cases/{case_no}/licence",
     response_class=Response,

@@ -42,6 +42,14 @@ class Case(Base):
     review_comment: Mapped[str | None] = mapped_column(Text)
     # 补正 notes of the latest return, material code -> comment.
     corrections: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # 补正 after the formal submission (§32): the latest request, {requested_at (the
+    # bureau's), received_at (ours), due_date, comment, names {code: name}, kept [file ids
+    # already there], ask_by (5th working day after submission), late}; the rounds handed in.
+    correction: Mapped[dict[str, Any] | None]
+    correction_round: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The clock while suspended (§45): {since (RFC 3339), reason_code, reason, expected_days,
+    # left (working days left on the day it stopped)}; None while it runs.
+    suspension: Mapped[dict[str, Any] | None]
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     remedy: Mapped[str | None] = mapped_column(Text)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,7 +13,7 @@ from portal.cases.forms import missing_fields
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.catalogue.service import halls_of
-from portal.clock import is_working_day, today_cst
+from portal.clock import is_working_day, to_cst, today_cst
 from portal.delivery.models import Delivery
 from portal.delivery.service import delivery_info
 from portal.ratings.models import Rating
@@ -44,6 +44,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
             }
         )
     corrections = [m for m in materials if m["comment"]]
+    correcting = case.status == states.CORRECTION
     extras = _commitment_bundle_and_booking_context(
         session, case=case, item=item, account=account, files=files
     )
@@ -69,6 +70,10 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "form_done": not missing_form,
         "materials": materials,
         "corrections": corrections,
+        "correction": _correction_context(case, item, files) if correcting else None,
+        # Only these may change while 待补正; the others stay as submitted.
+        "correction_materials": corrections if correcting else [],
+        "clock": _clock_context(case),
         "required_count": len(required),
         "uploaded_required_count": len(uploaded_required),
         "outstanding_deferred": [m for m in materials if m["outstanding"]],
@@ -88,6 +93,40 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "rongque_text": service.RONGQUE_TEXT,
         "defer_days": service.DEFER_WORKING_DAYS,
         **extras,
+    }
+
+
+def _correction_context(case: Case, item: Item, files: dict) -> dict[str, Any]:
+    """The 补正 request of a 待补正 case: what to change, by when, and what §32 says."""
+    c = case.correction or {}
+    missing = service.correction_missing(case, item, files)
+    return {
+        "comment": c.get("comment") or "",
+        "requested_at": datetime.fromisoformat(c["requested_at"])
+        if c.get("requested_at")
+        else None,
+        "due_date": date.fromisoformat(c["due_date"]) if c.get("due_date") else None,
+        "ask_by": date.fromisoformat(c["ask_by"]) if c.get("ask_by") else None,
+        "late": bool(c.get("late")),
+        "submitted_on": to_cst(case.submitted_at).date() if case.submitted_at else None,
+        "missing": missing,
+        "ready": not missing,
+        "round": c.get("round", case.correction_round + 1),
+    }
+
+
+def _clock_context(case: Case) -> dict[str, Any] | None:
+    """计时暂停（专家评审）since …: the clock of an accepted case, worded for the page."""
+    view = service.clock_view(case)
+    if view is None or view["running"] or not view["suspended_since"]:
+        return None
+    since = to_cst(datetime.fromisoformat(view["suspended_since"]))
+    label = states.CLOCK_REASONS.get(view["reason_code"], "其他")
+    return {
+        "label": f"计时暂停（{label}）",
+        "since": since.date(),
+        "reason": view["reason"],
+        "expected_days": view["expected_days"],
     }
 
 

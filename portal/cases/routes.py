@@ -398,3 +398,35 @@ def supplement_submit(
         )
     flash(request, "容缺材料已补交，我们已发送给审批局。")
     return redirect(f"/cases/{case.case_no}")
+
+
+# --- 补正 after the formal submission (§32) -----------------------------------------------
+
+
+@router.get("/cases/{case_no}/correction")
+def correction_review(request: Request, case_no: str, session: DbSession, account: LoggedIn):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return _page(request, session, case, account, "cases/correction.html")
+
+
+@router.post("/cases/{case_no}/correction")
+def correction_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    try:
+        service.submit_correction(session, case=case, account=account)
+    except Invalid as exc:
+        session.rollback()
+        return _page(
+            request,
+            session,
+            case,
+            account,
+            "cases/correction.html",
+            errors=exc.fields,
+            error_message=exc.message,
+            status_code=422,
+        )
+    flash(request, "补正材料已提交，我们已发送给审批局。")
+    return redirect(f"/cases/{case.case_no}")

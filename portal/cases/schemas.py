@@ -127,6 +127,43 @@ class CommitmentOut(BaseModel):
     replaced_materials: list[str] = Field(description="告知承诺: the proofs the promise replaced")
 
 
+class CorrectionNoteOut(BaseModel):
+    code: str
+    comment: str
+
+
+class CorrectionOut(BaseModel):
+    requested_at: str = Field(description="when the bureau asked (RFC 3339)")
+    due_date: str | None = Field(description="by when the applicant should hand in")
+    comment: str
+    materials: list[CorrectionNoteOut] = Field(description="only these materials may change")
+    ask_by: str | None = Field(
+        description="the last day the bureau had to ask (5th working day after submission)"
+    )
+    late: bool = Field(
+        description="asked after ask_by: by §32 the application counted as accepted from receipt"
+    )
+
+
+class ClockOut(BaseModel):
+    running: bool
+    suspended_since: str | None
+    reason_code: (
+        Literal[
+            "hearing",
+            "testing",
+            "appraisal",
+            "expert_review",
+            "public_notice",
+            "applicant",
+            "other",
+        ]
+        | None
+    )
+    reason: str | None
+    expected_days: int | None = Field(description="working days the bureau expects it to last")
+
+
 class BundleRefOut(BaseModel):
     application_id: int
     code: str
@@ -144,6 +181,7 @@ class CaseOut(BaseModel):
         "returned",
         "prereview_passed",
         "submitted",
+        "correction_required",
         "accepted",
         "approved",
         "denied",
@@ -163,6 +201,10 @@ class CaseOut(BaseModel):
     materials: list[MaterialStateOut]
     review_comment: str | None
     inspection_date: date | None
+    correction: CorrectionOut | None = Field(
+        default=None, description="the one-time notice (一次性告知) while correction_required"
+    )
+    clock: ClockOut | None = Field(default=None, description="null before acceptance")
     outcome_reason: str | None
     remedy: str | None
     delivery: DeliveryOut | None

@@ -261,6 +261,14 @@ def bundle_reference(session: Session, *, case: Case) -> dict[str, Any]:
     }
 
 
+def file_entries(case_files: list[CaseFile]) -> list[dict[str, Any]]:
+    """Files of one material as the protocol's events carry them."""
+    return [
+        {"filename": f.filename, "content_type": f.content_type, "size": f.size, "sha256": f.sha256}
+        for f in case_files
+    ]
+
+
 def _submission_data(
     session: Session,
     *,
@@ -277,17 +285,8 @@ def _submission_data(
     materials = []
     blobs: set[str] = set()
     for m in item.materials:
-        entry_files = []
-        for f in files.get(m["code"], []):
-            entry_files.append(
-                {
-                    "filename": f.filename,
-                    "content_type": f.content_type,
-                    "size": f.size,
-                    "sha256": f.sha256,
-                }
-            )
-            blobs.add(f.sha256)
+        entry_files = file_entries(files.get(m["code"], []))
+        blobs.update(f["sha256"] for f in entry_files)
         shared = provided.get(m["code"]) if not entry_files else None
         if not entry_files and m["code"] not in deferred and not shared:
             continue
@@ -464,6 +463,84 @@ def submit_formally(
     return case
 
 
+# --- 补正 after the formal submission (§32) -----------------------------------------------
+
+
+def correction_missing(case: Case, item: Item, files: dict[str, list[CaseFile]]) -> dict[str, str]:
+    """Named materials without a file uploaded since the request: field -> 中文 reason."""
+    kept = set((case.correction or {}).get("kept", []))
+    names = {m["code"]: m["name"] for m in item.materials}
+    return {
+        f"materials.{code}": f"请为“{names.get(code, code)}”上传补正后的文件"
+        for code in case.corrections or {}
+        if not any(f.id not in kept for f in files.get(code, []))
+    }
+
+
+def submit_correction(session: Session, *, case: Case, account: Account) -> Case:
+    """Hand in the corrections (case.corrected): every named material with a new file."""
+    item = session.get(Item, case.item_code)
+    assert item is not None
+    if not states.allowed(case, "case.corrected"):
+        raise Conflict(
+            f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，没有需要补正的材料。",
+            code="wrong_status",
+        )
+    files = files_by_material(session, case=case)
+    errors = correction_missing(case, item, files)
+    if errors:
+        raise Invalid(errors, "还有要求补正的材料没有上传新文件。")
+    named = [m for m in item.materials if m["code"] in (case.corrections or {})]
+    materials, blobs = [], set()
+    for m in named:
+        entries = file_entries(files.get(m["code"], []))  # new and kept, as they now stand
+        blobs.update(f["sha256"] for f in entries)
+        materials.append(
+            {"code": m["code"], "name": m["name"], "deferred": False, "files": entries}
+        )
+    case.correction_round += 1
+    case.correction = {**(case.correction or {}), "handed_in_at": rfc3339(utcnow())}
+    case.corrections = {}
+    states.apply(
+        session,
+        case,
+        "case.corrected",
+        detail=f"第 {case.correction_round} 次补正：" + "、".join(m["name"] for m in named),
+        event_data={"round": case.correction_round, "materials": materials, "form": case.form},
+        blobs=blobs,
+    )
+    return case
+
+
+def correction_view(case: Case) -> dict[str, Any] | None:
+    """The one-time notice of a 待补正 case as the API shows it."""
+    if case.status != states.CORRECTION or not case.correction:
+        return None
+    c = case.correction
+    return {
+        "requested_at": c["requested_at"],
+        "due_date": c.get("due_date"),
+        "comment": c.get("comment") or "",
+        "materials": [{"code": k, "comment": v} for k, v in (case.corrections or {}).items()],
+        "ask_by": c.get("ask_by"),
+        "late": bool(c.get("late")),
+    }
+
+
+def clock_view(case: Case) -> dict[str, Any] | None:
+    """Whether the statutory clock runs; null before acceptance."""
+    if case.accepted_at is None:
+        return None
+    s = case.suspension
+    return {
+        "running": s is None and case.status == states.ACCEPTED,
+        "suspended_since": s["since"] if s else None,
+        "reason_code": s["reason_code"] if s else None,
+        "reason": s["reason"] if s else None,
+        "expected_days": s.get("expected_days") if s else None,
+    }
+
+
 # --- 容缺补交 --------------------------------------------------------------------------
 
 
@@ -613,10 +690,16 @@ def answers(item: Item, case: Case) -> list[tuple[dict[str, Any], str]]:
 def due_info(case: Case) -> dict[str, Any] | None:
     if case.due_date is None:
         return None
+    suspension = case.suspension
+    if suspension and suspension.get("left") is not None:
+        left = suspension["left"]  # the countdown stands still while the clock is suspended
+    else:
+        left = working_days_left(today_cst(), case.due_date)
     return {
         "date": case.due_date,
-        "left": working_days_left(today_cst(), case.due_date),
+        "left": left,
         "provisional": case.due_date_provisional,
+        "suspended": bool(suspension),
     }
 
 
@@ -686,6 +769,8 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         ],
         "review_comment": case.review_comment,
         "inspection_date": case.inspection_date,
+        "correction": correction_view(case),
+        "clock": clock_view(case),
         "outcome_reason": case.outcome_reason,
         "remedy": case.remedy,
         "delivery": _delivery_view(delivery),

@@ -22,6 +22,7 @@ from portal.exchange.outbox import enqueue_event
 DRAFT, PREREVIEW, RETURNED, PASSED = "draft", "prereview", "returned", "prereview_passed"
 SUBMITTED, ACCEPTED, APPROVED = "submitted", "accepted", "approved"
 DENIED, REJECTED, WITHDRAWN = "denied", "rejected", "withdrawn"
+CORRECTION = "correction_required"  # 补正 after the formal submission (行政许可法 §32)
 
 STATUS_LABELS = {
     DRAFT: "草稿",
@@ -29,6 +30,7 @@ STATUS_LABELS = {
     RETURNED: "需补正材料",
     PASSED: "预审通过，待正式提交",
     SUBMITTED: "已提交，等待受理",
+    CORRECTION: "待补正",
     ACCEPTED: "已受理，正在审查",
     APPROVED: "已办结：准予许可",
     DENIED: "已办结：不予许可",
@@ -41,6 +43,7 @@ STATUS_TAGS = {
     RETURNED: "orange",
     PASSED: "blue",
     SUBMITTED: "blue",
+    CORRECTION: "orange",
     ACCEPTED: "blue",
     APPROVED: "green",
     DENIED: "red",
@@ -76,7 +79,7 @@ TRANSITIONS: dict[str, Transition] = {
     "draft.withdrawn": Transition("删除草稿", _s(DRAFT), WITHDRAWN, "citizen"),
     "case.withdrawn": Transition(
         "撤回申请",
-        _s(PREREVIEW, RETURNED, PASSED, SUBMITTED),
+        _s(PREREVIEW, RETURNED, PASSED, SUBMITTED, CORRECTION),
         WITHDRAWN,
         "citizen",
         "case.withdrawn",
@@ -88,6 +91,9 @@ TRANSITIONS: dict[str, Transition] = {
         "citizen",
         "delivery.selected",
     ),
+    "case.corrected": Transition(
+        "提交补正材料", _s(CORRECTION), SUBMITTED, "citizen", "case.corrected"
+    ),
     "rating.submitted": Transition("评价服务", FINISHED, None, "citizen", "rating.submitted"),
     "materials.supplemented": Transition(
         "补交容缺材料", _s(SUBMITTED, ACCEPTED), None, "citizen", "materials.supplemented"
@@ -97,6 +103,12 @@ TRANSITIONS: dict[str, Transition] = {
     "prereview.returned": Transition("预审退回，需补正", _s(PREREVIEW), RETURNED, "bureau"),
     "case.accepted": Transition("已受理", _s(SUBMITTED), ACCEPTED, "bureau"),
     "case.rejected": Transition("不予受理", _s(SUBMITTED), REJECTED, "bureau"),
+    "correction.requested": Transition("一次性告知补正材料", _s(SUBMITTED), CORRECTION, "bureau"),
+    # The clock of an accepted case (§42, §45): the status stays; whether the clock runs
+    # is checked by `clock_fits`, the only other precondition of these three.
+    "clock.suspended": Transition("暂停计时", _s(ACCEPTED), None, "bureau"),
+    "clock.resumed": Transition("恢复计时", _s(ACCEPTED), None, "bureau"),
+    "deadline.extended": Transition("延长办理期限", _s(ACCEPTED), None, "bureau"),
     "inspection.scheduled": Transition("安排现场核查", _s(ACCEPTED), None, "bureau"),
     "case.approved": Transition("准予许可，已办结", _s(ACCEPTED), APPROVED, "bureau"),
     "case.denied": Transition("不予许可，已办结", _s(ACCEPTED), DENIED, "bureau"),
@@ -117,6 +129,26 @@ def after_transition(hook: Any) -> Any:
     return hook
 
 
+CLOCK_REASONS = {
+    "hearing": "听证",
+    "testing": "检验、检测、检疫",
+    "appraisal": "鉴定",
+    "expert_review": "专家评审",
+    "public_notice": "公示",
+    "applicant": "等待申请人整改、补充",
+    "other": "其他",
+}
+
+
+def clock_fits(case: Case, key: str) -> str | None:
+    """Why a clock event does not fit the case's clock now (None when it does)."""
+    if key == "clock.suspended" and case.suspension:
+        return "the clock is already suspended"
+    if key == "clock.resumed" and not case.suspension:
+        return "the clock is running"
+    return None
+
+
 def require_editable(case: Case) -> None:
     """409 unless the citizen may change the case's form and files now."""
     if case.status not in EDITABLE:
@@ -124,6 +156,22 @@ def require_editable(case: Case) -> None:
             f"办件当前状态为“{STATUS_LABELS[case.status]}”，不能修改。只有草稿和需补正的办件可以修改。",
             code="not_editable",
         )
+
+
+def require_material_editable(case: Case, material_code: str) -> None:
+    """409 unless the citizen may add or remove files of this material now.
+
+    While 待补正 only the materials the bureau named in its one-time notice change.
+    """
+    if case.status == CORRECTION:
+        if material_code in (case.corrections or {}):
+            return
+        named = "、".join((case.correction or {}).get("names", {}).values()) or "通知中列出的材料"
+        raise Conflict(
+            f"审批局只要求补正{named}，这项材料不需要补正，不能修改。",
+            code="not_named_for_correction",
+        )
+    require_editable(case)
 
 
 def allowed(case: Case, key: str) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from portal.db import DbSession
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict, Invalid, NotFound
 from portal.exchange import signing
 from portal.exchange.inbound import CASELESS, HANDLERS, apply_bureau_event
 from portal.exchange.models import InboundEvent
@@ -105,6 +105,9 @@ def _process(session: Session, envelope: EnvelopeIn) -> JSONResponse:
     except Conflict as exc:
         session.rollback()
         return _error(409, "conflict", exc.message)
+    except Invalid as exc:  # well-formed, but names what the case does not have
+        session.rollback()
+        return _error(422, "invalid_event", exc.message)
     log.info(
         "bureau event %s %s applied",
         envelope.type,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,10 +13,18 @@ from sqlalchemy.orm import Session
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Hall, Item
-from portal.clock import CST, add_working_days, span_official, utcnow
+from portal.clock import (
+    CST,
+    add_working_days,
+    is_working_day,
+    rfc3339,
+    span_official,
+    utcnow,
+    working_days_left,
+)
 from portal.consultations.service import apply_answer as _consultation_answered
 from portal.delivery.models import Delivery
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict, Invalid, NotFound
 from portal.exchange import schemas
 from portal.exchange.outbox import enqueue_job
 from portal.licences.service import apply_revoked, record_issued
@@ -47,6 +55,13 @@ class Context:
             raise Conflict(
                 f"case status is {self.case.status} ({label}); {key} does not fit", code="conflict"
             )
+        if reason := states.clock_fits(self.case, key):
+            raise Conflict(f"{key} does not fit: {reason}", code="conflict")
+
+    @property
+    def day(self) -> date:
+        """The CST date of the event, the date the protocol counts with."""
+        return self.at.astimezone(CST).date()
 
 
 def _passed(ctx: Context, d: schemas.PassedIn) -> None:
@@ -89,6 +104,116 @@ def _accepted(ctx: Context, d: schemas.AcceptedIn) -> None:
     )
 
 
+def correction_ask_by(case: Case) -> date | None:
+    """The last day the bureau may ask for 补正 (§32): the 5th working day after submission."""
+    if case.submitted_at is None:
+        return None
+    return add_working_days(case.submitted_at.astimezone(CST).date(), 5)
+
+
+def _correction_requested(ctx: Context, d: schemas.CorrectionRequestedIn) -> None:
+    ctx.require("correction.requested")
+    case = ctx.case
+    item = ctx.session.get(Item, case.item_code)
+    names = {m["code"]: m["name"] for m in item.materials} if item else {}
+    notes = {m.code: m.comment for m in d.materials}
+    unknown = sorted(set(notes) - set(names))
+    if unknown:
+        # The citizen could never hand these in: refused rather than a case stuck 待补正.
+        raise Invalid({}, f"materials {', '.join(unknown)} are not materials of {case.item_code}")
+    from portal.materials.models import CaseFile  # materials imports cases
+
+    kept = ctx.session.scalars(select(CaseFile.id).where(CaseFile.case_id == case.id)).all()
+    ask_by = correction_ask_by(case)
+    case.corrections = notes
+    case.correction = {
+        "requested_at": rfc3339(ctx.at),
+        "received_at": rfc3339(utcnow()),
+        "due_date": d.due_date.isoformat() if d.due_date else None,
+        "comment": d.comment,
+        "names": {code: names[code] for code in notes},
+        "kept": list(kept),
+        "ask_by": ask_by.isoformat() if ask_by else None,
+        # §32: no notice within 5 working days, and the application counts as accepted.
+        "late": bool(ask_by and ctx.day > ask_by),
+        "round": case.correction_round + 1,
+    }
+    lines = [f"{names[code]}：{comment}" for code, comment in notes.items()]
+    detail = "；".join(([d.comment] if d.comment else []) + lines)
+    if d.due_date:
+        detail += f"（请于 {d.due_date.isoformat()} 前提交）"
+    ctx.apply("correction.requested", detail, {"materials": notes})
+
+
+def working_days_from(start: date, end: date) -> int:
+    """Working days d with start <= d < end (the days a suspension took off the clock)."""
+    n, day = 0, start
+    while day < end:
+        n += is_working_day(day)
+        day += timedelta(days=1)
+    return n
+
+
+def end_suspension(ctx: Context) -> int:
+    """Stop a suspension at the event's date: the due date moves later by the working days
+    suspended; returns that count. A portal-computed date keeps its basis for recomputation."""
+    case = ctx.case
+    since = datetime.fromisoformat(case.suspension["since"]).astimezone(CST).date()
+    days = working_days_from(since, ctx.day)
+    if case.due_date is not None and days:
+        case.due_date = add_working_days(case.due_date, days)
+        if case.due_basis:
+            # add_working_days(start, n + k) is add_working_days(add_working_days(start, n), k)
+            case.due_basis = {**case.due_basis, "days": case.due_basis["days"] + days}
+            start = date.fromisoformat(case.due_basis["start"])
+            case.due_date_provisional = not span_official(start, case.due_date)
+    case.suspension = None
+    return days
+
+
+def _clock_suspended(ctx: Context, d: schemas.ClockSuspendedIn) -> None:
+    ctx.require("clock.suspended")
+    case = ctx.case
+    left = working_days_left(ctx.day, case.due_date) if case.due_date else None
+    case.suspension = {
+        "since": rfc3339(ctx.at),
+        "reason_code": d.reason_code,
+        "reason": d.reason,
+        "expected_days": d.expected_days,
+        "left": left,
+    }
+    detail = f"{states.CLOCK_REASONS[d.reason_code]}：{d.reason}"
+    if d.expected_days is not None:
+        detail += f"，预计 {d.expected_days} 个工作日"
+    ctx.apply("clock.suspended", detail, {"reason_code": d.reason_code})
+
+
+def _clock_resumed(ctx: Context, d: schemas.ClockResumedIn) -> None:
+    ctx.require("clock.resumed")
+    days = end_suspension(ctx)
+    detail = (
+        f"暂停 {days} 个工作日，承诺办结日期顺延至 {ctx.case.due_date.isoformat()}"
+        if (ctx.case.due_date)
+        else f"暂停 {days} 个工作日"
+    )
+    if d.note:
+        detail = f"{d.note}；{detail}"
+    ctx.apply("clock.resumed", detail, {"days": days})
+
+
+def _deadline_extended(ctx: Context, d: schemas.DeadlineExtendedIn) -> None:
+    ctx.require("deadline.extended")
+    case = ctx.case
+    if case.due_date is not None and d.due_date <= case.due_date:
+        raise Conflict(
+            f"due_date {d.due_date.isoformat()} is not later than {case.due_date.isoformat()}",
+            code="conflict",
+        )
+    # The bureau's own date now: never recomputed by the portal.
+    case.due_date, case.due_date_provisional, case.due_basis = d.due_date, False, None
+    ctx.apply("deadline.extended", f"延长至 {d.due_date.isoformat()}：{d.reason}")
+
+
 def _rejected(ctx: Context, d: schemas.RejectedIn) -> None:
     ctx.require("case.rejected")
     ctx.case.outcome_reason = d.reason
@@ -106,6 +231,8 @@ def _inspection(ctx: Context, d: schemas.InspectionIn) -> None:
 def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
     ctx.require("case.approved")
     case = ctx.case
+    if case.suspension:
+        end_suspension(ctx)  # the decision ends the suspension
     case.decision_no = d.decision_no
     case.licence = {
         "name": d.licence.name,
@@ -131,6 +258,8 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
 
 def _denied(ctx: Context, d: schemas.DeniedIn) -> None:
     ctx.require("case.denied")
+    if ctx.case.suspension:
+        end_suspension(ctx)
     ctx.case.outcome_reason = d.reason
     ctx.case.remedy = d.remedy or DEFAULT_REMEDY
     ctx.apply("case.denied", d.reason)
@@ -195,6 +324,10 @@ HANDLERS: dict[str, Callable[[Context, Any], None]] = {
     "prereview.returned": _returned,
     "case.accepted": _accepted,
     "case.rejected": _rejected,
+    "correction.requested": _correction_requested,
+    "clock.suspended": _clock_suspended,
+    "clock.resumed": _clock_resumed,
+    "deadline.extended": _deadline_extended,
     "inspection.scheduled": _inspection,
     "case.approved": _approved,
     "case.denied": _denied,
@@ -203,6 +336,7 @@ HANDLERS: dict[str, Callable[[Context, Any], None]] = {
     "licence.delivered": _delivered,
     "rating.reply": _reply,
 }
+
 
 # Events that concern no case (12345 answers without a case); other domains register here.
 def _licence_revoked(session: Session, envelope: schemas.EnvelopeIn, d: Any) -> None:

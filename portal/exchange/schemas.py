@@ -86,6 +86,44 @@ class ReplyIn(_In):
     reply: str = Field(min_length=1, max_length=2000)
 
 
+class NoticeIn(_In):
+    """A document (文书) an event may carry; fetched from the bureau like a licence."""
+
+    name: str = Field(min_length=1, max_length=100)
+    number: str = Field(min_length=1, max_length=100)
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(min_length=1, max_length=100)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class CorrectionRequestedIn(_In):
+    comment: str = Field(default="", max_length=2000)
+    materials: list[MaterialNoteIn] = Field(min_length=1, max_length=100)
+    due_date: date | None = None
+    notice: NoticeIn | None = None
+
+
+ClockReason = Literal[
+    "hearing", "testing", "appraisal", "expert_review", "public_notice", "applicant", "other"
+]
+
+
+class ClockSuspendedIn(_In):
+    reason_code: ClockReason
+    reason: str = Field(min_length=1, max_length=2000)
+    expected_days: int | None = Field(default=None, ge=0, le=3650)
+
+
+class ClockResumedIn(_In):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DeadlineExtendedIn(_In):
+    due_date: date
+    reason: str = Field(min_length=1, max_length=2000)
+    notice: NoticeIn | None = None
+
+
 class ConsultationAnsweredIn(_In):
     consultation_id: str = Field(min_length=1, max_length=64)
     answer: str = Field(min_length=1, max_length=4000)
@@ -102,6 +140,10 @@ DATA_MODELS: dict[str, type[_In]] = {
     "prereview.returned": ReturnedIn,
     "case.accepted": AcceptedIn,
     "case.rejected": RejectedIn,
+    "correction.requested": CorrectionRequestedIn,
+    "clock.suspended": ClockSuspendedIn,
+    "clock.resumed": ClockResumedIn,
+    "deadline.extended": DeadlineExtendedIn,
     "inspection.scheduled": InspectionIn,
     "case.approved": ApprovedIn,
     "case.denied": DeniedIn,

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.cases.models import Case
-from portal.cases.states import require_editable as ensure_editable
+from portal.cases.states import require_material_editable
 from portal.catalogue.models import Item
 from portal.clock import utcnow
 from portal.errors import Conflict, NotFound
@@ -32,7 +32,7 @@ def material_of(item: Item, code: str) -> dict:
 def check_can_upload(session: Session, *, case: Case, item: Item, material_code: str) -> dict:
     """Before any byte is read: the material exists and the case is editable."""
     material = material_of(item, material_code)
-    ensure_editable(case)
+    require_material_editable(case, material_code)
     count = len(
         session.scalars(
             select(CaseFile.id).where(
@@ -117,9 +117,10 @@ def get_case_file(
 def remove_file(
     session: Session, *, case: Case, file_id: int, material_code: str | None = None
 ) -> None:
-    """Take a file off a draft (or a returned case); the blob stays while anything uses it."""
+    """Take a file off a draft, a returned case or a named 补正 material; the blob stays while
+    anything uses it."""
     case_file = get_case_file(session, case=case, file_id=file_id, material_code=material_code)
-    ensure_editable(case)
+    require_material_editable(case, case_file.material_code)
     session.delete(case_file)
 
 
