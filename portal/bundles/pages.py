@@ -11,7 +11,7 @@ from portal.bundles import service
 from portal.bundles.models import BundleApplication
 from portal.cases import states
 from portal.cases.forms import display_value, missing_fields
-from portal.cases.service import RONGQUE_TEXT, due_info, files_by_material
+from portal.cases.service import DEFER_WORKING_DAYS, RONGQUE_TEXT, due_info, files_by_material
 from portal.catalogue.models import Bundle, Item
 from portal.library import service as library
 
@@ -124,6 +124,7 @@ def application_context(
         "progress": service.progress(linked),
         "savings": savings_rows(service.savings(items)),
         "rongque_text": RONGQUE_TEXT,
+        "defer_days": DEFER_WORKING_DAYS,
     }
 
 

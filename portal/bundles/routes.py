@@ -220,15 +220,21 @@ def submit(
     application = service.get_own_application(
         session, account=account, application_id=_id(application_id), for_update=True
     )
+    ticked = {
+        "deferred": [v for v in form.getlist("deferred") if isinstance(v, str)],
+        "commitment_accepted": form.get("commitment_accepted") == "true",
+        "gaozhi": [v for v in form.getlist("gaozhi") if isinstance(v, str)],
+        "gaozhi_accepted": form.get("gaozhi_accepted") == "true",
+    }
     try:
         plan = service.submit_application(
             session,
             application=application,
             account=account,
-            deferred_kinds=[v for v in form.getlist("deferred") if isinstance(v, str)],
-            accepted=form.get("commitment_accepted") == "true",
-            gaozhi_items=[v for v in form.getlist("gaozhi") if isinstance(v, str)],
-            gaozhi_accepted=form.get("gaozhi_accepted") == "true",
+            deferred_kinds=ticked["deferred"],
+            accepted=ticked["commitment_accepted"],
+            gaozhi_items=ticked["gaozhi"],
+            gaozhi_accepted=ticked["gaozhi_accepted"],
         )
     except Invalid as exc:
         session.rollback()
@@ -241,6 +247,7 @@ def submit(
             errors=exc.fields or {"submit": exc.message},
             error_message=exc.message,
             status_code=422,
+            values=ticked,  # ticked boxes come back ticked
         )
     moved = len(plan.prereview) + len(plan.formal) + len(plan.gaozhi)
     flash(request, f"已提交 {moved} 个事项，每个事项作为独立办件发送给审批局。")
