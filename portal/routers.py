@@ -9,6 +9,7 @@ def all_routers() -> list[APIRouter]:
     from portal import display, health, metrics
     from portal.accounts import api as accounts_api
     from portal.accounts import routes as accounts_routes
+    from portal.accounts import sso as accounts_sso
     from portal.appointments import api as appointments_api
     from portal.appointments import routes as appointments_routes
     from portal.bundles import api as bundles_api
@@ -56,6 +57,7 @@ def all_routers() -> list[APIRouter]:
         cases_routes.router,
         bundles_routes.router,
         library_routes.router,
+        accounts_sso.router,
         licences_routes.router,
         appointments_routes.router,
         consultations_routes.router,

@@ -7,6 +7,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+    # The province's identity platform (OpenID Connect, identity.md); empty: no SSO sign-in.
+    sso_issuer: str = ""
+    sso_client_id: str = ""
+    sso_client_secret: str = ""
 
     @property
     def is_dev(self) -> bool:
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
         if self.bureau_secret == DEV_BUREAU_SECRET:
             if not self.is_dev:
                 raise RuntimeError("PORTAL_BUREAU_SECRET is the demo value; set a real secret")
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.sso_issuer)
+
             log.warning(
                 "PORTAL_BUREAU_SECRET is the demo value 'dev-secret': "
                 "anyone can forge back-office callbacks. Set a real secret in production."
@@ -94,6 +103,12 @@ def _private_sqlite_file(url: str) -> None:
 
     SQLite would create it with the umask's mode (often world-readable), and it holds ID
     and phone numbers in clear. Created empty here first (a valid empty database); SQLite
+        if self.sso_issuer:
+            self.sso_issuer = self.sso_issuer.rstrip("/")
+            if problem := sso_issuer_problem(self.sso_issuer):
+                raise RuntimeError(f"PORTAL_SSO_ISSUER: {problem}")
+            if not self.sso_client_id or not self.sso_client_secret:
+                raise RuntimeError("PORTAL_SSO_ISSUER is set: set PORTAL_SSO_CLIENT_ID and _SECRET")
     gives its -wal and -shm files the mode of the database file.
     """
     if not url.startswith("sqlite"):
@@ -104,6 +119,25 @@ def _private_sqlite_file(url: str) -> None:
     path = Path(name)
     try:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def sso_issuer_problem(issuer: str) -> str | None:
+    """None for an HTTPS issuer, or plain HTTP on loopback (development and tests only).
+
+    Anywhere else plain HTTP would let anyone on the path read the client secret and
+    the citizen's codes, and swap the JWKS the ID tokens are checked against.
+    """
+    parts = urlsplit(issuer)
+    if not parts.hostname:
+        return "not a URL"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return None
+    return "must be https:// (plain http only on loopback)"
+
+
         for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if each.exists() and each.stat().st_mode & 0o077:
                 each.chmod(0o600)  # made by an older version, or copied in

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from portal.accounts import service
-from portal.accounts.schemas import AccountCreatedOut, AccountIn, TokenIn, TokenOut
-from portal.api import bearer_token
+from portal.accounts.schemas import AccountCreatedOut, AccountIn, MeOut, TokenIn, TokenOut
+from portal.api import ApiAccount, bearer_token
 from portal.db import DbSession
+from portal.security import mask_id, mask_phone
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -71,3 +72,26 @@ def api_revoke_token(request: Request, session: DbSession) -> Response:
     """Log out of the API: the presented bearer token stops working at once."""
     service.revoke_api_token(session, request.app.state.settings, token=bearer_token(request))
     return Response(status_code=204)
+
+
+@router.get("/me", response_model=MeOut, responses={401: {"description": "未登录"}})
+def api_me(account: ApiAccount) -> dict:
+    """Who the caller is, how that was proven, and the subjects it may act for."""
+    masked = mask_id(account.id_number)
+    return {
+        "account_id": account.id,
+        "kind": account.kind,
+        "name": account.name,
+        "id_number": masked,
+        "phone": mask_phone(account.phone),
+        "verified": account.verified,
+        # Itself only until authorisations (委托授权) exist: then every enterprise too.
+        "subjects": [
+            {
+                "kind": account.kind,
+                "name": account.name,
+                "id_number": masked,
+                "authorisation_id": None,
+            }
+        ],
+    }

@@ -18,13 +18,36 @@ class Account(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "person" | "enterprise"
     name: Mapped[str] = mapped_column(String(100))
     id_type: Mapped[str] = mapped_column(String(8))  # "RIC" | "USCC"
-    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    # None once a verified owner took the number this account had only typed in
+    # (identity.md: the verified owner is never blocked by it).
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
     phone: Mapped[str] = mapped_column(String(11), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(200))
+    # None for an account made by 统一身份认证 sign-in, until the citizen sets a password.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     # The 经办人 who acts for an enterprise (optional for persons).
     agent_name: Mapped[str | None] = mapped_column(String(50))
     agent_id_number: Mapped[str | None] = mapped_column(String(18))
+    # When the phone was last proven with an SMS code (registration, code login, reset).
+    phone_verified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How the name and number were proven: "sso" (the identity platform) with its trust
+    # level and when; all None while only typed in.
+    verified_by: Mapped[str | None] = mapped_column(String(8))
+    verified_level: Mapped[int | None]
+    verified_at: Mapped[datetime | None]
+    # The platform's `sub`: the next sign-in finds this account whatever else changed.
+    sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    @property
+    def verified(self) -> dict[str, object] | None:
+        """{by, level, at} as the API and the bureau see it, or None while unverified."""
+        if self.verified_by is None or self.verified_at is None:
+            return None
+        return {
+            "by": self.verified_by,
+            "level": self.verified_level,
+            "at": self.verified_at.isoformat().replace("+00:00", "Z"),
+        }
 
 
 class LoginSession(Base):

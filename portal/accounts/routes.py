@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from portal.accounts import service
+from portal.accounts import identity, service
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid, Throttled, Unauthenticated
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render, safe_next
@@ -27,9 +27,18 @@ def _text(form, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _sso(request: Request) -> bool:
+    """Whether the 统一身份认证 button shows (PORTAL_SSO_ISSUER set)."""
+    return request.app.state.settings.sso_enabled
+
+
 @router.get("/register")
 def register_page(request: Request, account: CurrentAccount, next: str = ""):
-    return render(request, "accounts/register.html", {"labels": REGISTER_LABELS, "next": next})
+    return render(
+        request,
+        "accounts/register.html",
+        {"labels": REGISTER_LABELS, "next": next, "sso_enabled": _sso(request)},
+    )
 
 
 @router.post("/register")
@@ -64,6 +73,7 @@ def register_submit(request: Request, session: DbSession, form: CsrfForm):
                 "labels": REGISTER_LABELS,
                 "next": next_url,
                 "form_error": exc.message if isinstance(exc, Throttled) else "",
+                "sso_enabled": _sso(request),
             },
             status_code=exc.status,
             headers=exc.headers or None,
@@ -82,7 +92,7 @@ def _log_in(request: Request, session, account) -> None:
 
 @router.get("/login")
 def login_page(request: Request, account: CurrentAccount, next: str = ""):
-    return render(request, "accounts/login.html", {"next": next})
+    return render(request, "accounts/login.html", {"next": next, "sso_enabled": _sso(request)})
 
 
 @router.post("/login")
@@ -103,7 +113,12 @@ def login_submit(request: Request, session: DbSession, form: CsrfForm):
         return render(
             request,
             "accounts/login.html",
-            {"login_error": exc.message, "values": {"phone": phone}, "next": next_url},
+            {
+                "login_error": exc.message,
+                "values": {"phone": phone},
+                "next": next_url,
+                "sso_enabled": _sso(request),
+            },
             status_code=exc.status,
             headers=exc.headers or None,
         )
@@ -121,6 +136,31 @@ def logout(request: Request, session: DbSession, form: CsrfForm):
     return redirect("/")
 
 
+def _account_context(account) -> dict:
+    return {
+        "verified_text": identity.verification_text(account),
+        "needs_password": account.password_hash is None,
+    }
+
+
 @router.get("/account")
 def account_page(request: Request, account: LoggedIn):
-    return render(request, "accounts/account.html", {})
+    return render(request, "accounts/account.html", _account_context(account))
+
+
+@router.post("/account/password")
+def first_password(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
+    password = form.get("password")
+    try:
+        identity.set_first_password(
+            session, account=account, password=password if isinstance(password, str) else ""
+        )
+    except Invalid as exc:
+        return render(
+            request,
+            "accounts/account.html",
+            {**_account_context(account), "errors": exc.fields},
+            status_code=exc.status,
+        )
+    flash(request, "密码已设置，今后也可以用手机号码和密码登录。")
+    return redirect("/account")

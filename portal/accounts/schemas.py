@@ -34,3 +34,26 @@ class TokenIn(BaseModel):
 class TokenOut(BaseModel):
     token: str
     expires_at: datetime
+
+
+class VerifiedOut(BaseModel):
+    by: str = Field(description='"sso": the identity platform')
+    level: int = Field(description="the platform's trust level (identity.md)")
+    at: datetime
+
+
+class SubjectOut(BaseModel):
+    kind: str
+    name: str
+    id_number: str = Field(description="masked")
+    authorisation_id: int | None = None
+
+
+class MeOut(BaseModel):
+    account_id: int
+    kind: str
+    name: str
+    id_number: str = Field(description="masked; empty once a verified owner took it")
+    phone: str = Field(description="masked")
+    verified: VerifiedOut | None
+    subjects: list[SubjectOut]

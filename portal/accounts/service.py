@@ -263,7 +263,7 @@ def _password_fingerprint(settings: Settings, account: Account) -> str:
     # Changes with the password hash, so a new password ends every token issued before it.
     # Keyed, because a token's payload is readable (signed, not encrypted).
     digest = hmac.new(
-        settings.secret_key.encode(), account.password_hash.encode(), hashlib.sha256
+        settings.secret_key.encode(), (account.password_hash or "").encode(), hashlib.sha256
     ).hexdigest()
     return digest[:16]
 

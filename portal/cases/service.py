@@ -27,7 +27,7 @@ from portal.clock import (
     working_days_left,
 )
 from portal.delivery.models import Delivery
-from portal.errors import Conflict, Invalid, NotFound
+from portal.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.materials.models import CaseFile
 from portal.ratings.models import Rating
 
@@ -202,12 +202,22 @@ def missing_materials(
 
 
 def _applicant(account: Account) -> dict[str, Any]:
+    if account.id_number is None:
+        # Its verified owner took the number (identity.md): the drafts stay, but nothing
+        # is filed under a number this account does not hold.
+        raise Forbidden(
+            "您账户中的证件号码已由持有人本人通过统一身份认证核验并移除，"
+            "不能再以该号码提交。请通过统一身份认证登录后办理。",
+            code="verification_required",
+        )
     applicant: dict[str, Any] = {
         "kind": account.kind,
         "name": account.name,
         "id_type": account.id_type,
         "id_number": account.id_number,
         "phone": account.phone,
+        # bureau-protocol.md "The applicant, as verified": null while only typed in.
+        "verified": account.verified,
     }
     if account.agent_name and account.agent_id_number:
         applicant["agent"] = {
