@@ -1,11 +1,14 @@
-"""`make run`: the portal and the reference back office side by side on loopback.
+"""`make run`: the portal, the reference back office and the reference identity
+platform side by side on loopback.
 
-A demo configuration kept under ./var: a shared exchange secret and a staff
-password generated on first run, so the two halves always match.
+A demo configuration kept under ./var: a shared exchange secret, a staff password and
+the portal's client secret at the identity platform generated on first run, so the
+three always match.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,6 +22,8 @@ import httpx
 
 PORTAL_PORT = int(os.environ.get("PORTAL_PORT", "8000"))
 BUREAU_PORT = int(os.environ.get("BUREAU_PORT", "8100"))
+IDP_PORT = int(os.environ.get("IDP_PORT", "8200"))
+SSO_CLIENT_ID = "xzsp-portal"
 
 
 def _kept(path: Path, make) -> str:
@@ -50,8 +55,20 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _demo_identities() -> list[str]:
+    # Read from the platform's own table, so what is printed is what its login page offers.
+    from idp.identities import DEMO_IDENTITIES
+
+    kinds = {"person": "个人", "legal_person": "法人"}
+    return [
+        f"{i.name}（{kinds[i.subject_type]}，{i.level} 级）密码 {i.password}"
+        for i in DEMO_IDENTITIES
+    ]
+
+
 def main() -> int:
-    for name, port in (("PORTAL_PORT", PORTAL_PORT), ("BUREAU_PORT", BUREAU_PORT)):
+    ports = (("PORTAL_PORT", PORTAL_PORT), ("BUREAU_PORT", BUREAU_PORT), ("IDP_PORT", IDP_PORT))
+    for name, port in ports:
         if not _port_free(port):
             print(
                 f"Port {port} is already in use. Stop what uses it, or choose another: make run {name}=<port>"
@@ -60,8 +77,13 @@ def main() -> int:
     var = Path("var").resolve()
     secret = _kept(var / "exchange-secret", lambda: secrets.token_urlsafe(32))
     staff_password = _kept(var / "staff-password", lambda: secrets.token_urlsafe(9))
+    sso_secret = _kept(var / "sso-client-secret", lambda: secrets.token_urlsafe(32))
     portal_url = f"http://127.0.0.1:{PORTAL_PORT}"
     bureau_url = f"http://127.0.0.1:{BUREAU_PORT}"
+    idp_url = f"http://127.0.0.1:{IDP_PORT}"
+    sso_client = {
+        SSO_CLIENT_ID: {"secret": sso_secret, "redirect_uris": [f"{portal_url}/login/sso/callback"]}
+    }
     env = dict(os.environ)
     env.update(
         {
@@ -75,10 +97,17 @@ def main() -> int:
             "BUREAU_PUBLIC_URL": bureau_url,
             "BUREAU_STAFF_USER": "staff",
             "BUREAU_STAFF_PASSWORD": staff_password,
+            "PORTAL_SSO_ISSUER": idp_url,
+            "PORTAL_SSO_CLIENT_ID": SSO_CLIENT_ID,
+            "PORTAL_SSO_CLIENT_SECRET": sso_secret,
+            "IDP_DATA_DIR": str(var / "idp"),
+            "IDP_ISSUER": idp_url,
+            "IDP_CLIENTS": json.dumps(sso_client),
         }
     )
     bin_dir = Path(sys.executable).parent
     procs = [
+        subprocess.Popen([str(bin_dir / "idp"), "serve", "--port", str(IDP_PORT)], env=env),
         subprocess.Popen([str(bin_dir / "bureau"), "serve", "--port", str(BUREAU_PORT)], env=env),
         subprocess.Popen([str(bin_dir / "portal"), "serve", "--port", str(PORTAL_PORT)], env=env),
     ]
@@ -93,6 +122,7 @@ def main() -> int:
         ready = (
             _wait(f"{portal_url}/healthz")
             and _wait(f"{bureau_url}/healthz")
+            and _wait(f"{idp_url}/healthz")
             and all(p.poll() is None for p in procs)
         )
         line = "=" * 64
@@ -101,6 +131,10 @@ def main() -> int:
             print(f"  市民门户 Citizen portal:      {portal_url}/")
             print(f"  审批局后台 Back office:       {bureau_url}/")
             print(f"  后台账号 Staff login:         staff / {staff_password}")
+            print(f"  统一身份认证 Identity platform: {idp_url}/")
+            print("  演示身份 Demo identities (choose one on its login page, type the password):")
+            for identity in _demo_identities():
+                print(f"    {identity}")
             print("  Data under ./var; stop with Ctrl-C.")
         else:
             print("  The servers did not come up within 60 s; see the messages above.")

@@ -31,6 +31,8 @@ def test_wheel_carries_resources_and_serves_from_an_empty_directory(tmp_path):
         "portal/alembic/versions/0001_initial_schema.py",
         "portal/catalogue/data/catalogue.json",
         "bureau/cli.py",
+        "idp/cli.py",
+        "idp/templates/login.html",
     ):
         assert required in names, f"{required} missing from the wheel"
 

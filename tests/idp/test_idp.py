@@ -167,3 +167,21 @@ def test_the_signing_key_is_kept_across_restarts(tmp_path):
     with TestClient(first) as a, TestClient(second) as b:
         assert a.get("/jwks").json() == b.get("/jwks").json()
     assert (tmp_path / "signing-key.jwk.json").stat().st_mode & 0o077 == 0
+
+
+def test_the_platform_imports_nothing_from_the_portal_or_the_back_office():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "idp"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert name.split(".")[0] not in ("portal", "bureau", "tests"), (path, name)
