@@ -39,8 +39,7 @@ from portal.clock import (
 )
 from portal.consultations.models import Consultation
 from portal.db import Database
-from portal.notifications.service import create_message
-from portal.notifications.sms import queue_sms
+from portal.notifications.service import tell_account
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 60
@@ -253,26 +252,19 @@ def _flag_closed_appointments(session: Session, report: LoadReport) -> None:
         when = f"{day.month}月{day.day}日{period}"
         link = f"/cases/{case.case_no}/appointments/new?purpose={appointment.purpose}"
         hall_name = hall.name if hall else appointment.hall_code
-        create_message(
+        tell_account(
             session,
             account_id=account.id,
             case_id=case.id,
+            case_no=case.case_no,
             type="appointment.closed_day",
             title="预约日期放假，请改约",
             body=(
                 f"根据国务院公布的节假日安排，您预约的{when}（{hall_name}）为{name}放假，"
                 f"大厅不办公。预约没有自动改动，请重新选择日期。办件 {case.case_no}。"
             ),
+            sms=f"【武进区行政审批局】您预约的{when}为{name}放假，大厅不办公，请登录改约（办件{case.case_no}）。",
             link=link,
-        )
-        queue_sms(
-            session,
-            account_id=account.id,
-            phone=account.phone,
-            event="appointment.closed_day",
-            text=f"【武进区行政审批局】您预约的{when}为{name}放假，大厅不办公，请登录改约（办件{case.case_no}）。",
-            path=link,
-            case_no=case.case_no,
         )
         appointment.closed_day_notified_at = utcnow()
         report.closed_appointments.append(

@@ -24,8 +24,7 @@ from portal.catalogue.models import Item
 from portal.clock import is_working_day, today_cst, utcnow
 from portal.errors import Conflict, Invalid, NotFound
 from portal.licences.models import Licence, LicenceReminder
-from portal.notifications.service import create_message
-from portal.notifications.sms import queue_sms
+from portal.notifications.service import tell_account
 
 NUMBER_RE = re.compile(r"^[0-9A-Za-z\-（）()〔〕\[\]第号字]{4,64}$")
 STATUS_LABELS = {
@@ -263,25 +262,16 @@ def apply_revoked(session: Session, *, number: str, reason: str, kind: str) -> L
     licence.state, licence.ended_kind = "revoked", kind
     licence.ended_reason, licence.ended_at = reason, utcnow()
     word = ENDED_KINDS.get(kind, "注销")
-    create_message(
+    tell_account(
         session,
         account_id=licence.account_id,
         case_id=licence.case_id,
         type="licence.revoked",
         title=f"{licence.name}已被{word}",
         body=f"您的{licence.name}（编号 {licence.number}）已被审批局{word}：{reason}",
+        sms=f"【武进区行政审批局】您的{licence.name}（{licence.number}）已被{word}，详情请登录查看。",
         link="/licences",
     )
-    account = session.get(Account, licence.account_id)
-    if account is not None:
-        queue_sms(
-            session,
-            account_id=account.id,
-            phone=account.phone,
-            event="licence.revoked",
-            text=f"【武进区行政审批局】您的{licence.name}（{licence.number}）已被{word}，详情请登录查看。",
-            path="/licences",
-        )
     return licence
 
 
@@ -358,25 +348,16 @@ def _remind(session: Session, licence: Licence, item: Item | None, kind: str) ->
         opens=window.opens.isoformat() if window else "",
         closes=window.closes.isoformat() if window else "",
     )
-    create_message(
+    tell_account(
         session,
         account_id=licence.account_id,
         case_id=licence.case_id,
         type=f"licence.reminder.{kind}",
         title=f"{licence.name}{title}",
         body=f"您的{licence.name}（编号 {licence.number}）{text}。",
+        sms=f"【武进区行政审批局】您的{licence.name}（{licence.number}）{text}。",
         link="/licences",
     )
-    account = session.get(Account, licence.account_id)
-    if account is not None:
-        queue_sms(
-            session,
-            account_id=account.id,
-            phone=account.phone,
-            event=f"licence.reminder.{kind}",
-            text=f"【武进区行政审批局】您的{licence.name}（{licence.number}）{text}。",
-            path="/licences",
-        )
 
 
 def reminders_sent(session: Session, *, limit: int = 200) -> list[tuple[str, str, str, Any]]:

@@ -9,6 +9,7 @@ from portal.accounts.models import Account
 from portal.clock import utcnow
 from portal.errors import NotFound
 from portal.notifications.models import Message
+from portal.notifications.sms import queue_sms
 
 LIST_LIMIT = 200
 NOT_FOUND_MESSAGE = "没有找到这条消息。"
@@ -35,6 +36,42 @@ def create_message(
         account_id=account_id, case_id=case_id, type=type, title=title, body=body, link=link
     )
     session.add(message)
+    return message
+
+
+def tell_account(
+    session: Session,
+    *,
+    account_id: int,
+    type: str,
+    title: str,
+    body: str,
+    sms: str,
+    link: str = "",
+    case_id: int | None = None,
+    case_no: str | None = None,
+) -> Message:
+    """A message in the centre and its SMS copy, in the caller's transaction."""
+    message = create_message(
+        session,
+        account_id=account_id,
+        case_id=case_id,
+        type=type,
+        title=title,
+        body=body,
+        link=link,
+    )
+    account = session.get(Account, account_id)
+    if account is not None:
+        queue_sms(
+            session,
+            account_id=account.id,
+            phone=account.phone,
+            event=type,
+            text=sms,
+            path=link,
+            case_no=case_no,
+        )
     return message
 
 
