@@ -209,6 +209,81 @@ def reject_case(session: Session, *, case: BureauCase, reason: str, ctx: Context
     )
 
 
+def request_correction(
+    session: Session,
+    *,
+    case: BureauCase,
+    comment: str,
+    materials: list[dict[str, str]],
+    due_date: date | None,
+    ctx: Context,
+) -> CaseEvent:
+    """补正通知 (§32): after the formal submission, everything to correct, at once."""
+    data: dict[str, Any] = {"comment": comment, "materials": materials}
+    if due_date is not None:
+        data["due_date"] = due_date.isoformat()
+    correction = {**(case.correction or {}), **data, "requested_at": rfc3339(utcnow())}
+    return states.transition(
+        session,
+        case=case,
+        key="correction.requested",
+        data=data,
+        actor=ctx.actor,
+        changes={"correction": correction},
+    )
+
+
+def suspend_clock(
+    session: Session,
+    *,
+    case: BureauCase,
+    reason_code: str,
+    reason: str,
+    expected_days: int | None,
+    ctx: Context,
+) -> CaseEvent:
+    """暂停计时 (§45): hearing, testing, expert review… do not count towards the time limit."""
+    data: dict[str, Any] = {"reason_code": reason_code, "reason": reason}
+    if expected_days is not None:
+        data["expected_days"] = expected_days
+    suspension = {**data, "since": rfc3339(utcnow())}
+    return states.transition(
+        session,
+        case=case,
+        key="clock.suspended",
+        data=data,
+        actor=ctx.actor,
+        changes={"suspension": suspension},
+    )
+
+
+def resume_clock(session: Session, *, case: BureauCase, note: str, ctx: Context) -> CaseEvent:
+    """恢复计时: the portal moves the due date later by the working days suspended."""
+    return states.transition(
+        session,
+        case=case,
+        key="clock.resumed",
+        data={"note": note} if note else {},
+        actor=ctx.actor,
+        changes={"suspension": None},
+    )
+
+
+def extend_deadline(
+    session: Session, *, case: BureauCase, due_date: date, reason: str, ctx: Context
+) -> CaseEvent:
+    """延期 (§42): a later due date, approved by the head of the bureau."""
+    data = {"due_date": due_date.isoformat(), "reason": reason}
+    return states.transition(
+        session,
+        case=case,
+        key="deadline.extended",
+        data=data,
+        actor=ctx.actor,
+        changes={"due_date": due_date},
+    )
+
+
 def schedule_inspection(
     session: Session, *, case: BureauCase, day: date, note: str, ctx: Context
 ) -> CaseEvent:
@@ -464,6 +539,64 @@ def _do_accept(session: Session, case: BureauCase, f: Fields, ctx: Context) -> C
     return accept_case(session, case=case, acceptance_no=number or None, due_date=due, ctx=ctx)
 
 
+def _do_correction(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    comment = f.text("comment", "补正说明")
+    materials = _materials(f.payload.get("materials"), f.errors)
+    known = {m.get("code") for m in case.materials}
+    if not materials and "materials" not in f.errors:
+        f.errors["materials"] = "请至少对一项材料填写补正意见。"
+    for m in materials:
+        if m["code"] not in known:
+            f.errors["materials"] = f"材料 {m['code']} 不在该办件的材料中。"
+    due = f.date("due_date", "补正期限")
+    if due is not None and due < today_cst():
+        f.errors["due_date"] = "补正期限不能早于今天。"
+    f.check()
+    return request_correction(
+        session, case=case, comment=comment, materials=materials, due_date=due, ctx=ctx
+    )
+
+
+def _do_suspend(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    code = f.text("reason_code", "暂停原因类别", required=True, max_len=20)
+    if code and code not in states.CLOCK_REASONS:
+        f.errors["reason_code"] = "暂停原因类别应为：" + "、".join(
+            f"{k}（{v}）" for k, v in states.CLOCK_REASONS.items()
+        )
+    reason = f.text("reason", "暂停原因", required=True)
+    raw = f.payload.get("expected_days")
+    expected: int | None = None
+    if raw not in (None, ""):
+        try:
+            expected = int(raw)
+            if not 0 <= expected <= 3650:
+                raise ValueError
+        except (TypeError, ValueError):
+            f.errors["expected_days"] = "预计工作日数应为 0 到 3650 之间的整数。"
+    f.check()
+    return suspend_clock(
+        session, case=case, reason_code=code, reason=reason, expected_days=expected, ctx=ctx
+    )
+
+
+def _do_resume(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    note = f.text("note", "恢复说明")
+    f.check()
+    return resume_clock(session, case=case, note=note, ctx=ctx)
+
+
+def _do_extend(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    due = f.date("due_date", "延长后的办结期限", required=True)
+    # The portal holds the due date it computed; the bureau checks what it knows of.
+    floor = max(filter(None, [case.due_date, today_cst()]))
+    if due is not None and due <= floor:
+        f.errors["due_date"] = f"延长后的办结期限应晚于 {floor.isoformat()}。"
+    reason = f.text("reason", "延期理由", required=True)
+    f.check()
+    assert due is not None
+    return extend_deadline(session, case=case, due_date=due, reason=reason, ctx=ctx)
+
+
 def _do_reject(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
     reason = f.text("reason", "不予受理理由", required=True)
     f.check()
@@ -597,6 +730,10 @@ ACTIONS: dict[str, Action] = {
         Action("return", "prereview.returned", "退回补正", _do_return, danger=True),
         Action("accept", "case.accepted", "受理", _do_accept),
         Action("reject", "case.rejected", "不予受理", _do_reject, danger=True),
+        Action("correction", "correction.requested", "通知补正（一次性告知）", _do_correction),
+        Action("suspend", "clock.suspended", "暂停计时", _do_suspend),
+        Action("resume", "clock.resumed", "恢复计时", _do_resume),
+        Action("extend", "deadline.extended", "延长办理期限", _do_extend),
         Action("inspection", "inspection.scheduled", "安排现场核查", _do_inspection),
         Action("approve", "case.approved", "准予许可并签发证照", _do_approve),
         Action("deny", "case.denied", "不予许可", _do_deny, danger=True),

@@ -207,6 +207,8 @@ def _case_page(
         "purposes": views.PURPOSES,
         "periods": views.PERIODS,
         "finished": case.status in states.FINISHED,
+        "clock_reasons": states.CLOCK_REASONS,
+        "procedure": views.procedure_view(case),
     }
     return render(request, "case.html", context, status=status)
 
@@ -223,7 +225,7 @@ def _form_payload(action: str, form: FormData) -> dict[str, Any]:
         for key, value in form.items()
         if key != auth.CSRF_FIELD and isinstance(value, str)
     }
-    if actions.find_action(action).name == "return":
+    if actions.find_action(action).name in ("return", "correction"):
         materials = []
         index = 0
         while f"m{index}_code" in form:
@@ -231,7 +233,7 @@ def _form_payload(action: str, form: FormData) -> dict[str, Any]:
             if comment:
                 materials.append({"code": str(form.get(f"m{index}_code")), "comment": comment})
             index += 1
-        payload = {"comment": payload.get("comment", ""), "materials": materials}
+        payload = {**payload, "materials": materials}
     return payload
 
 

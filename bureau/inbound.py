@@ -169,6 +169,26 @@ def _materials_supplemented(session: Session, envelope: schemas.Envelope, store:
     _transition(session, case, envelope.type, envelope, {"materials": list(by_code.values())})
 
 
+def _case_corrected(session: Session, envelope: schemas.Envelope, store: BlobStore) -> None:
+    """补正 handed in: the named materials replace the case's entries, the form is whole."""
+    data = schemas.parse(schemas.CaseCorrected, envelope.data, prefix="data")
+    _check_files(store, data.materials)
+    case = _existing_case(session, envelope)
+    states.ensure_fits(case, envelope.type)
+    by_code = {m["code"]: m for m in case.materials}
+    stamp = envelope.occurred_at.isoformat()
+    for material in data.materials:
+        entry = _dump(material) | {"corrected_at": stamp}
+        by_code[material.code] = {**by_code.get(material.code, {}), **entry}
+    correction = {**(case.correction or {}), "rounds": data.round, "handed_in_at": stamp}
+    changes = {
+        "materials": list(by_code.values()),
+        "form": dict(data.form) or case.form,
+        "correction": correction,
+    }
+    _transition(session, case, envelope.type, envelope, changes)
+
+
 def _appointment_booked(session: Session, envelope: schemas.Envelope, store: BlobStore) -> None:
     """A slot at a hall, for on-site handling or collecting the licence."""
     data = schemas.parse(schemas.AppointmentBooked, envelope.data, prefix="data")
@@ -276,6 +296,7 @@ HANDLERS: dict[str, Handler] = {
     "delivery.selected": _delivery_selected,
     "rating.submitted": _rating_submitted,
     "materials.supplemented": _materials_supplemented,
+    "case.corrected": _case_corrected,
     "appointment.booked": _appointment_booked,
     "appointment.cancelled": _appointment_cancelled,
     "consultation.submitted": _consultation_submitted,

@@ -36,6 +36,11 @@ class BureauCase(Base):
     inspection_date: Mapped[date | None]
     inspection_note: Mapped[str | None] = mapped_column(Text)
     decision_no: Mapped[str | None] = mapped_column(String(80))
+    # 补正 after the formal submission: the latest request {comment, materials [{code,
+    # comment}], due_date, requested_at} and how many rounds were handed in (`rounds`).
+    correction: Mapped[dict[str, Any] | None]
+    # The clock while suspended: {since, reason_code, reason, expected_days}; None: running.
+    suspension: Mapped[dict[str, Any] | None]
     # Why the case closed without a licence: withdrawal, 不予受理 or 不予许可.
     closing_reason: Mapped[str | None] = mapped_column(Text)
     # Where the licence is on its way to the holder: none|ready_for_pickup|shipped|delivered.

@@ -181,6 +181,14 @@ class MaterialsSupplemented(_Model):
     materials: list[Material] = Field(min_length=1)
 
 
+class CaseCorrected(_Model):
+    """补正 handed in: the named materials as they now stand, and the whole form."""
+
+    round: int = Field(ge=1)
+    materials: list[Material] = Field(min_length=1)
+    form: dict[str, Any] = {}
+
+
 class AppointmentBooked(_Model):
     appointment_id: Ref
     purpose: Literal["visit", "pickup"]

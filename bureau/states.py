@@ -28,6 +28,7 @@ class Status(StrEnum):
     RETURNED = "returned"
     PREREVIEW_PASSED = "prereview_passed"
     SUBMITTED = "submitted"
+    CORRECTION_REQUIRED = "correction_required"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     APPROVED = "approved"
@@ -41,6 +42,7 @@ STATUS_LABELS: dict[str, str] = {
     Status.RETURNED: "已退回补正",
     Status.PREREVIEW_PASSED: "预审通过",
     Status.SUBMITTED: "待受理",
+    Status.CORRECTION_REQUIRED: "待申请人补正",
     Status.ACCEPTED: "已受理",
     Status.REJECTED: "不予受理",
     Status.APPROVED: "准予许可",
@@ -55,6 +57,7 @@ QUEUE_ORDER: tuple[Status, ...] = (
     Status.ACCEPTED,
     Status.APPROVED,
     Status.RETURNED,
+    Status.CORRECTION_REQUIRED,
     Status.PREREVIEW_PASSED,
     Status.REJECTED,
     Status.DENIED,
@@ -81,6 +84,11 @@ EVENT_LABELS: dict[str, str] = {
     "delivery.selected": "选择送达方式",
     "rating.submitted": "评价",
     "materials.supplemented": "补交材料",
+    "case.corrected": "提交补正材料",
+    "correction.requested": "通知补正",
+    "clock.suspended": "暂停计时",
+    "clock.resumed": "恢复计时",
+    "deadline.extended": "延长办理期限",
     "appointment.booked": "预约",
     "appointment.cancelled": "取消预约",
     "consultation.submitted": "咨询投诉",
@@ -129,6 +137,25 @@ def _rated_not_replied(case: BureauCase) -> str | None:
     return None
 
 
+def _clock_running(case: BureauCase) -> str | None:
+    return "办理时限已经暂停计算，不能再次暂停。" if case.suspension else None
+
+
+def _clock_suspended(case: BureauCase) -> str | None:
+    return None if case.suspension else "办理时限正在计算，无需恢复。"
+
+
+CLOCK_REASONS: dict[str, str] = {
+    "hearing": "听证",
+    "testing": "检验、检测、检疫",
+    "appraisal": "鉴定",
+    "expert_review": "专家评审",
+    "public_notice": "公示",
+    "applicant": "等待申请人整改、补充",
+    "other": "其他",
+}
+
+
 @dataclass(frozen=True)
 class Rule:
     """Where an event fits: the statuses it is accepted in, the status after, and a guard."""
@@ -149,8 +176,11 @@ TRANSITIONS: dict[str, Rule] = {
     "case.submitted:prereview": Rule("in", _s(S.NEW, S.RETURNED), S.PREREVIEW),
     "case.submitted:formal": Rule("in", _s(S.NEW, S.PREREVIEW_PASSED), S.SUBMITTED),
     "case.withdrawn": Rule(
-        "in", _s(S.PREREVIEW, S.RETURNED, S.PREREVIEW_PASSED, S.SUBMITTED), S.WITHDRAWN
+        "in",
+        _s(S.PREREVIEW, S.RETURNED, S.PREREVIEW_PASSED, S.SUBMITTED, S.CORRECTION_REQUIRED),
+        S.WITHDRAWN,
     ),
+    "case.corrected": Rule("in", _s(S.CORRECTION_REQUIRED), S.SUBMITTED),
     "delivery.selected": Rule("in", _STORED, None, _delivery_changeable),
     "rating.submitted": Rule("in", FINISHED, None, _not_rated),
     "materials.supplemented": Rule("in", _s(S.SUBMITTED, S.ACCEPTED, S.APPROVED)),
@@ -161,6 +191,10 @@ TRANSITIONS: dict[str, Rule] = {
     "prereview.returned": Rule("out", _s(S.PREREVIEW), S.RETURNED),
     "case.accepted": Rule("out", _s(S.SUBMITTED), S.ACCEPTED),
     "case.rejected": Rule("out", _s(S.SUBMITTED), S.REJECTED),
+    "correction.requested": Rule("out", _s(S.SUBMITTED), S.CORRECTION_REQUIRED),
+    "clock.suspended": Rule("out", _s(S.ACCEPTED), None, _clock_running),
+    "clock.resumed": Rule("out", _s(S.ACCEPTED), None, _clock_suspended),
+    "deadline.extended": Rule("out", _s(S.ACCEPTED)),
     "inspection.scheduled": Rule("out", _s(S.ACCEPTED)),
     "case.approved": Rule("out", _s(S.ACCEPTED), S.APPROVED),
     "case.denied": Rule("out", _s(S.ACCEPTED), S.DENIED),

@@ -196,6 +196,8 @@ def case_detail(
             else None
         ),
         "decision_no": case.decision_no,
+        "correction": case.correction,
+        "suspension": case.suspension,
         "closing_reason": case.closing_reason,
         "licence": licence_view(case, settings),
         "handover": case.handover,
@@ -238,6 +240,20 @@ def action_defaults(session: Session, case: BureauCase) -> dict[str, dict[str, s
         "ship": {"carrier": "EMS"},
         "deliver": {"signed_at": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M")},
         "inspection": {"date": (today_cst() + timedelta(days=3)).isoformat()},
+    }
+
+
+def procedure_view(case: BureauCase) -> dict[str, Any]:
+    """The 补正 request in force and the clock, as the console shows them."""
+    suspension = case.suspension
+    correction = case.correction if case.status == states.Status.CORRECTION_REQUIRED else None
+    return {
+        "correction": correction,
+        "suspended": suspension,
+        "suspended_label": states.CLOCK_REASONS.get((suspension or {}).get("reason_code"), "")
+        if suspension
+        else "",
+        "rounds": (case.correction or {}).get("rounds", 0),
     }
 
 

@@ -40,7 +40,14 @@ HORIZON_WORKING_DAYS = 10  # bookable: the next ten working days, from tomorrow
 PERIODS = {"am": "上午 9:00-12:00", "pm": "下午 13:00-17:00"}
 PURPOSES = {"visit": "到大厅现场办理", "pickup": "到大厅领取证照"}
 VISIT_STATUSES = frozenset(
-    {states.PREREVIEW, states.RETURNED, states.PASSED, states.SUBMITTED, states.ACCEPTED}
+    {
+        states.PREREVIEW,
+        states.RETURNED,
+        states.PASSED,
+        states.SUBMITTED,
+        states.CORRECTION,
+        states.ACCEPTED,
+    }
 )
 NOT_FOUND_MESSAGE = "没有找到该预约。"
 FULL_MESSAGE = "该时段已约满，请选择其他日期、时段或窗口。"
