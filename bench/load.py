@@ -197,19 +197,35 @@ class Multipart:
 
 
 def make_pdf(path: Path, size: int, seed: int) -> Path:
-    """A file the portal accepts as a PDF (header, %%EOF) of `size` bytes of seeded noise."""
+    """A well-formed one-page PDF of about `size` bytes: seeded noise in 1 MiB streams.
+
+    The portal parses every upload (pypdf walks each object), so the file must be a
+    real PDF; streams of 1 MiB are what a scanner writes page by page.
+    """
     import random
 
     rng = random.Random(seed)
-    head, tail = b"%PDF-1.4\n% bench\n", b"\n%%EOF\n"
+    chunk = 1024 * 1024
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Resources<<>>>>",
+    ]
     with open(path, "wb") as fh:
-        fh.write(head)
-        left = size - len(head) - len(tail)
-        while left > 0:
-            n = min(left, 4 * 1024 * 1024)
-            fh.write(_noise(rng, n))
-            left -= n
-        fh.write(tail)
+        fh.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        offsets = []
+        for number, body in enumerate(objects, 1):
+            offsets.append(fh.tell())
+            fh.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+        for extra in range(max(1, size // chunk)):
+            offsets.append(fh.tell())
+            fh.write(b"%d 0 obj\n<</Length %d>>\nstream\n" % (4 + extra, chunk))
+            fh.write(_noise(rng, chunk))
+            fh.write(b"\nendstream\nendobj\n")
+        xref, count = fh.tell(), len(offsets) + 1
+        fh.write(b"xref\n0 %d\n0000000000 65535 f \n" % count)
+        fh.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+        fh.write(b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (count, xref))
     return path
 
 
