@@ -391,3 +391,23 @@ def test_submission_carries_the_verification_and_refuses_a_moved_number():
     typed.id_number = None
     with pytest.raises(Forbidden):
         _applicant(typed)
+
+
+def test_a_platform_that_cannot_be_reached_is_a_calm_503(tmp_path, database_url):
+    port = free_port()
+    settings = portal_settings(
+        tmp_path,
+        database_url,
+        port,
+        sso_issuer=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        sso_client_id=CLIENT_ID,
+        sso_client_secret=CLIENT_SECRET,
+    )
+    with ThreadServer(create_app(settings), port) as portal:
+        answer = httpx.get(f"{portal.url}/login/sso", params={"next": "/cases"}, timeout=30)
+    assert answer.status_code == 503
+    assert "统一身份认证平台暂时无法访问" in answer.text
+
+
+def test_me_needs_a_token(stack):
+    assert httpx.get(f"{stack.url}/api/v1/me").status_code == 401
