@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 10.0
     sms_gateway_url: str = ""
     sms_gateway_key: str = ""
+    # SMS one-time codes (identity.md §1): codes one client address may ask for in an hour,
+    # and whether registration must prove the phone with one (unset: yes, except in dev).
+    sms_codes_per_address_hour: int = Field(default=20, ge=1)
+    register_needs_code: bool | None = None
     encryption_keys: str = ""  # comma-separated base64 AES-256 keys, newest first
     draft_retention_days: int = 30
     closed_files_retention_days: int = 90
@@ -67,6 +71,17 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def sms_codes_available(self) -> bool:
+        """Codes can reach a phone: a gateway, or dev mode (the code is printed instead)."""
+        return bool(self.sms_gateway_url) or self.is_dev
+
+    @property
+    def register_code_required(self) -> bool:
+        if self.register_needs_code is None:
+            return not self.is_dev
+        return self.register_needs_code
 
     @property
     def https(self) -> bool:
