@@ -20,6 +20,8 @@ from portal.notifications.sms import KIND as SMS_KIND
 from portal.notifications.sms import sms_handler
 from portal.retention.schedule import DailyRetention
 from portal.settings import Settings
+from portal.verification.sms import KIND as CODE_KIND
+from portal.verification.sms import code_handler
 
 
 def install_hooks() -> None:
@@ -38,6 +40,8 @@ def build_dispatcher(
     """The outbox dispatcher with every channel: bureau events and blobs, licences, SMS."""
     dispatcher = Dispatcher(settings, db, worker_id=worker_id, transport=transport)
     dispatcher.register(SMS_KIND, sms_handler(dispatcher))
+    # Verification codes go out directly (portal.verification.sms); this is their fallback.
+    dispatcher.register(CODE_KIND, code_handler(dispatcher))
     return dispatcher
 
 

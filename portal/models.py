@@ -15,6 +15,7 @@ from portal.licences.models import Licence, LicenceReminder
 from portal.materials.models import Blob, CaseFile
 from portal.notifications.models import Message
 from portal.ratings.models import Rating
+from portal.verification.models import SmsCode
 
 __all__ = [
     "Account",
@@ -33,6 +34,7 @@ __all__ = [
     "Delivery",
     "Message",
     "Rating",
+    "SmsCode",
     "CaseCounter",
     "CaseFile",
     "Hall",

@@ -34,6 +34,8 @@ def all_routers() -> list[APIRouter]:
     from portal.stats import routes as stats_routes
     from portal.status import api as status_api
     from portal.status import routes as status_routes
+    from portal.verification import api as verification_api
+    from portal.verification import routes as verification_routes
 
     return [
         health.router,
@@ -41,6 +43,7 @@ def all_routers() -> list[APIRouter]:
         metrics.router,
         catalogue_api.router,
         accounts_api.router,
+        verification_api.router,
         cases_api.router,
         bundles_api.router,
         library_api.router,
@@ -66,4 +69,5 @@ def all_routers() -> list[APIRouter]:
         ratings_routes.router,
         notifications_routes.router,
         status_routes.router,
+        verification_routes.router,
     ]

@@ -8,6 +8,7 @@ database migrated once per session.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import random
 import re
@@ -216,7 +217,34 @@ def db(app) -> Database:
 # --- accounts -----------------------------------------------------------------------------
 
 
+class DevCodes(logging.Handler):
+    """The SMS codes dev mode prints instead of sending (portal.verification.sms)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        code = getattr(record, "sms_code", None)
+        if code:
+            self.codes.append(code)
+
+
+DEV_CODES = DevCodes()
+logging.getLogger("portal.verification.dev").addHandler(DEV_CODES)
+
+
+def sms_code(client: TestClient, phone: str, purpose: str) -> str:
+    """Ask for a code through the API and read it where a developer would: the dev log."""
+    before = len(DEV_CODES.codes)
+    response = client.post("/api/v1/verifications", json={"phone": phone, "purpose": purpose})
+    assert response.status_code == 202, response.text
+    assert len(DEV_CODES.codes) > before, "no code printed (dev mode without a gateway?)"
+    return DEV_CODES.codes[-1]
+
+
 def register(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    """A registered account; with PORTAL_REGISTER_NEEDS_CODE on, its phone proven first."""
     body = {
         "kind": "person",
         "name": "张三",
@@ -225,8 +253,11 @@ def register(client: TestClient, **overrides: Any) -> dict[str, Any]:
         "password": PASSWORD,
         **overrides,
     }
+    if client.app.state.settings.register_code_required and "code" not in body:
+        body["code"] = sms_code(client, body["phone"], "register")
     response = client.post("/api/v1/accounts", json=body)
     assert response.status_code == 201, response.text
+    body.pop("code", None)
     return {**body, "account_id": response.json()["account_id"]}
 
 

@@ -8,7 +8,9 @@ from portal.accounts import service
 from portal.accounts.schemas import AccountCreatedOut, AccountIn, MeOut, TokenIn, TokenOut
 from portal.api import ApiAccount, bearer_token
 from portal.db import DbSession
+from portal.errors import Invalid
 from portal.security import mask_id, mask_phone
+from portal.verification.service import CodeProof
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -24,11 +26,17 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
     },
 )
 def api_register(body: AccountIn, request: Request, session: DbSession) -> dict:
-    """Register a person (居民身份证) or an enterprise (统一社会信用代码)."""
+    """Register a person (居民身份证) or an enterprise (统一社会信用代码), the phone proven
+    by a `register` SMS code."""
+    settings = request.app.state.settings
+    proof = None
+    if body.code is not None or settings.register_code_required:
+        proof = CodeProof(request.app.state.db, settings, purpose="register", code=body.code or "")
     account = service.register_account(
         session,
         db=request.app.state.db,
         client_ip=request.client.host if request.client else "-",
+        proof=proof,
         reg=service.Registration(
             kind=body.kind,
             name=body.name,
@@ -45,17 +53,32 @@ def api_register(body: AccountIn, request: Request, session: DbSession) -> dict:
 @router.post(
     "/tokens",
     response_model=TokenOut,
-    responses={401: {"description": "手机号或密码不正确"}, 429: {"description": "失败次数过多"}},
+    responses={
+        401: {"description": "手机号、密码或验证码不正确"},
+        422: {"description": "内容有误"},
+        429: {"description": "失败次数过多"},
+    },
 )
 def api_token(body: TokenIn, request: Request, session: DbSession) -> dict:
-    """A bearer token for phone + password."""
+    """A bearer token for phone + password, or phone + a `login` SMS code."""
+    if (body.password is None) == (body.code is None):
+        raise Invalid(
+            {"password": "请填写密码，或改用短信验证码（code）登录，二者选一"},
+            "请填写密码或短信验证码，二者选一。",
+        )
+    proof = None
+    if body.code is not None:
+        proof = CodeProof(
+            request.app.state.db, request.app.state.settings, purpose="login", code=body.code
+        )
     account = service.authenticate(
         session,
         db=request.app.state.db,
         settings=request.app.state.settings,
         phone=body.phone,
-        password=body.password,
+        password=body.password or "",
         client_ip=request.client.host if request.client else "-",
+        proof=proof,
     )
     token, expires_at = service.issue_api_token(
         session, request.app.state.settings, account=account

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from portal.accounts import identity, service
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid, Throttled, Unauthenticated
+from portal.verification.service import CodeProof
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -16,6 +17,7 @@ REGISTER_LABELS = {
     "name": "姓名或企业名称",
     "id_number": "证件号码",
     "phone": "手机号码",
+    "code": "短信验证码",
     "password": "密码",
     "agent_name": "经办人姓名",
     "agent_id_number": "经办人身份证号码",
@@ -56,12 +58,17 @@ def register_submit(request: Request, session: DbSession, form: CsrfForm):
     )
     values.pop("password")
     next_url = _text(form, "next")
+    settings = request.app.state.settings
+    proof = None
+    if values["code"] or settings.register_code_required:
+        proof = CodeProof(request.app.state.db, settings, purpose="register", code=values["code"])
     try:
         account = service.register_account(
             session,
             db=request.app.state.db,
             reg=reg,
             client_ip=request.client.host if request.client else "-",
+            proof=proof,
         )
     except (Invalid, Conflict, Throttled) as exc:
         return render(

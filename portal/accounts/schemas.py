@@ -20,6 +20,12 @@ class AccountIn(BaseModel):
     phone: str = Field(max_length=32)
     password: str = Field(max_length=256)
     agent: AgentIn | None = Field(default=None, description="经办人 acting for an enterprise")
+    code: str | None = Field(
+        default=None,
+        max_length=16,
+        description="the `register` SMS code (POST /api/v1/verifications); required unless "
+        "the deployment turned PORTAL_REGISTER_NEEDS_CODE off",
+    )
 
 
 class AccountCreatedOut(BaseModel):
@@ -28,7 +34,10 @@ class AccountCreatedOut(BaseModel):
 
 class TokenIn(BaseModel):
     phone: str = Field(max_length=32)
-    password: str = Field(max_length=256)
+    password: str | None = Field(default=None, max_length=256)
+    code: str | None = Field(
+        default=None, max_length=16, description="a `login` SMS code, instead of the password"
+    )
 
 
 class TokenOut(BaseModel):

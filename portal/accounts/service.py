@@ -8,6 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -118,6 +119,19 @@ def validate_registration(reg: Registration) -> dict[str, str]:
     return errors
 
 
+class PhoneProof(Protocol):
+    """An SMS code offered as proof of the phone (portal.verification.service.CodeProof)."""
+
+    def problem(self) -> str | None:
+        """The 中文 reason when the code is missing or malformed, before any lookup."""
+
+    def matches(self, session: Session, phone: str) -> bool:
+        """Whether it is the phone's valid code; a right one is used up in `session`."""
+
+    def wrong(self) -> None:
+        """Count a wrong try in its own transaction (after `session` was rolled back)."""
+
+
 # Registrations answered per client address: each tells whether a phone or ID number is
 # registered (409) or not (201), so a host may ask only this often.
 REGISTER_LIMIT = 30
@@ -125,12 +139,18 @@ REGISTER_WINDOW = timedelta(hours=1)
 
 
 def register_account(
-    session: Session, *, db: Database, reg: Registration, client_ip: str
+    session: Session,
+    *,
+    db: Database,
+    reg: Registration,
+    client_ip: str,
+    proof: PhoneProof | None = None,
 ) -> Account:
     """Create an account after checking numbers by their check digits; 409 on duplicates.
 
     Throttled per client address (429 with Retry-After): every attempt that gets as far
-    as the lookup counts, whatever its answer.
+    as the lookup counts, whatever its answer. With `proof` (a `register` SMS code) the
+    phone is proven first: a wrong or expired code is 422 on `code`.
     """
     reg.phone = normalise_phone(reg.phone)
     reg.id_number = normalise_id(reg.id_number)
@@ -139,13 +159,23 @@ def register_account(
     key = f"register:ip:{client_ip}"
     if wait := throttle.retry_after(db, key):
         raise Throttled(f"注册尝试过于频繁，请 {throttle.minutes(wait)} 后再试。", retry_after=wait)
-    if errors := validate_registration(reg):
+    errors = validate_registration(reg)
+    if proof is not None and (problem := proof.problem()):
+        errors["code"] = problem
+    if errors:
         raise Invalid(errors)
     # Counted in its own transaction before the request's begins (a 409 rolls that back,
     # and on SQLite the request's write lock would make this wait on itself).
     throttle.record_failure(
         db, key, limit=REGISTER_LIMIT, window=REGISTER_WINDOW, lock=REGISTER_WINDOW
     )
+    if proof is not None and not proof.matches(session, reg.phone):
+        session.rollback()  # nothing written yet; the count below has its own transaction
+        proof.wrong()
+        raise Invalid(
+            {"code": "验证码不正确或已失效，请核对短信中的 6 位数字，或重新获取验证码。"},
+            "验证码不正确或已失效。",
+        )
     clash = session.scalars(
         select(Account).where(or_(Account.phone == reg.phone, Account.id_number == reg.id_number))
     ).first()
@@ -165,6 +195,7 @@ def register_account(
         password_hash=hash_password(reg.password),
         agent_name=reg.agent_name,
         agent_id_number=reg.agent_id_number,
+        phone_verified_at=utcnow() if proof is not None else None,
     )
     session.add(account)
     session.flush()
@@ -184,9 +215,17 @@ def login_keys(phone: str, client_ip: str) -> dict[str, str]:
 
 
 def authenticate(
-    session: Session, *, db: Database, settings: Settings, phone: str, password: str, client_ip: str
+    session: Session,
+    *,
+    db: Database,
+    settings: Settings,
+    phone: str,
+    password: str,
+    client_ip: str,
+    proof: PhoneProof | None = None,
 ) -> Account:
-    """The account for phone + password; wrong guesses throttled (429 with Retry-After).
+    """The account for phone + password, or phone + a `login` SMS code (`proof`); wrong
+    guesses throttled (429 with Retry-After).
 
     The main limit counts one phone from one address, so nobody can lock a citizen out
     of their own phone or computer by failing logins from elsewhere. A higher, slower
@@ -204,10 +243,16 @@ def authenticate(
     if wait:
         raise Throttled(f"登录失败次数过多，请 {throttle.minutes(wait)} 后再试。", retry_after=wait)
     account = session.scalars(select(Account).where(Account.phone == phone)).first()
-    if not verify_password(account.password_hash if account else None, password):
+    if proof is not None:
+        right = proof.problem() is None and account is not None and proof.matches(session, phone)
+    else:
+        right = verify_password(account.password_hash if account else None, password)
+    if not right:
         # Nothing was changed in this transaction; end it so the failure counters (their
         # own transactions, kept when this request fails) don't wait on its lock.
         session.rollback()
+        if proof is not None and proof.problem() is None:
+            proof.wrong()
         main = timedelta(minutes=settings.login_lock_minutes)
         backstop = timedelta(minutes=settings.login_phone_lock_minutes)
         waits = [
@@ -232,11 +277,17 @@ def authenticate(
                 f"登录失败次数过多，请 {throttle.minutes(wait)} 后再试。", retry_after=wait
             )
         # Same answer whether or not the phone is registered, so phones don't leak.
+        if proof is not None:
+            raise Unauthenticated(
+                "手机号码或验证码不正确，或验证码已失效。", code="bad_credentials"
+            )
         raise Unauthenticated("手机号码或密码不正确。", code="bad_credentials")
     assert account is not None
+    if proof is not None:
+        account.phone_verified_at = utcnow()
     session.execute(delete(ThrottleBucket).where(ThrottleBucket.key == keys["pair"]))
     throttle.mark(session, keys["known"])
-    if password_needs_rehash(account.password_hash):
+    if proof is None and account.password_hash and password_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account
 

@@ -1,0 +1,1 @@
+"""SMS one-time codes: proving a phone for registration, login and password resets."""
