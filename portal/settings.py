@@ -59,14 +59,14 @@ class Settings(BaseSettings):
     draft_retention_days: int = 30
     closed_files_retention_days: int = 90
     log_json: bool = False
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return self.max_upload_mb * 1024 * 1024
     # The province's identity platform (OpenID Connect, identity.md); empty: no SSO sign-in.
     sso_issuer: str = ""
     sso_client_id: str = ""
     sso_client_secret: str = ""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
 
     @property
     def is_dev(self) -> bool:
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     def https(self) -> bool:
         return self.public_url.startswith("https://")
 
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.sso_issuer)
+
     def prepare(self) -> Settings:
         """Create the data dir, fill in derived defaults, refuse demo secrets outside dev."""
         self.data_dir = self.data_dir.resolve()
@@ -99,13 +103,15 @@ class Settings(BaseSettings):
         _private_sqlite_file(self.database_url)
         if not self.secret_key:
             self.secret_key = _kept_secret(self.data_dir / "secret_key")
+        if self.sso_issuer:
+            self.sso_issuer = self.sso_issuer.rstrip("/")
+            if problem := sso_issuer_problem(self.sso_issuer):
+                raise RuntimeError(f"PORTAL_SSO_ISSUER: {problem}")
+            if not self.sso_client_id or not self.sso_client_secret:
+                raise RuntimeError("PORTAL_SSO_ISSUER is set: set PORTAL_SSO_CLIENT_ID and _SECRET")
         if self.bureau_secret == DEV_BUREAU_SECRET:
             if not self.is_dev:
                 raise RuntimeError("PORTAL_BUREAU_SECRET is the demo value; set a real secret")
-    @property
-    def sso_enabled(self) -> bool:
-        return bool(self.sso_issuer)
-
             log.warning(
                 "PORTAL_BUREAU_SECRET is the demo value 'dev-secret': "
                 "anyone can forge back-office callbacks. Set a real secret in production."
@@ -113,27 +119,6 @@ class Settings(BaseSettings):
         return self
 
 
-def _private_sqlite_file(url: str) -> None:
-    """A SQLite database file readable by the portal's user alone (0600).
-
-    SQLite would create it with the umask's mode (often world-readable), and it holds ID
-    and phone numbers in clear. Created empty here first (a valid empty database); SQLite
-        if self.sso_issuer:
-            self.sso_issuer = self.sso_issuer.rstrip("/")
-            if problem := sso_issuer_problem(self.sso_issuer):
-                raise RuntimeError(f"PORTAL_SSO_ISSUER: {problem}")
-            if not self.sso_client_id or not self.sso_client_secret:
-                raise RuntimeError("PORTAL_SSO_ISSUER is set: set PORTAL_SSO_CLIENT_ID and _SECRET")
-    gives its -wal and -shm files the mode of the database file.
-    """
-    if not url.startswith("sqlite"):
-        return
-    name = make_url(url).database
-    if not name or name == ":memory:" or name.startswith("file:"):
-        return
-    path = Path(name)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -153,6 +138,21 @@ def sso_issuer_problem(issuer: str) -> str | None:
     return "must be https:// (plain http only on loopback)"
 
 
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite database file readable by the portal's user alone (0600).
+
+    SQLite would create it with the umask's mode (often world-readable), and it holds ID
+    and phone numbers in clear. Created empty here first (a valid empty database); SQLite
+    gives its -wal and -shm files the mode of the database file.
+    """
+    if not url.startswith("sqlite"):
+        return
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if each.exists() and each.stat().st_mode & 0o077:
                 each.chmod(0o600)  # made by an older version, or copied in
