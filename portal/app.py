@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
@@ -24,7 +25,7 @@ from starlette.types import Scope
 from portal.api import validation_error_body
 from portal.composition import build_dispatcher, build_scheduled_jobs, install_hooks
 from portal.db import Database
-from portal.errors import DomainError, Invalid
+from portal.errors import Busy, DomainError, Invalid
 from portal.materials.storage import BlobStore, key_ring
 from portal.materials.upload import MULTIPART_OVERHEAD, too_large_message
 from portal.metrics import RequestMetrics
@@ -49,6 +50,7 @@ ERROR_TITLES = {
     415: "文件类型不支持",
     422: "提交的内容有误",
     429: "操作太频繁",
+    503: "系统繁忙",
 }
 
 # What FastAPI says when a JSON body cannot be decoded at all (e.g. it is not UTF-8).
@@ -172,6 +174,24 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         return _error_response(request, 422, body)
 
+    @app.exception_handler(PoolTimeout)
+    async def no_connection(request: Request, exc: PoolTimeout) -> Response:
+        # The admission gates (portal/db.py) keep requests under the pool's size, so this
+        # is the rest of the process (dispatcher, jobs) crowding it: busy, not broken.
+        log.warning(
+            "no database connection within the wait on %s %s", request.method, request.url.path
+        )
+        return await domain_error(request, Busy())
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        # SQLite's lock still held by another process (a second worker, `portal worker`)
+        # after busy_timeout: the citizen may simply try again.
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            log.warning("database locked past the wait on %s %s", request.method, request.url.path)
+            return await domain_error(request, Busy())
+        raise exc
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
         return _error_response(request, exc.status, exc.to_json(), exc.headers or None)
@@ -230,7 +250,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = database or Database(settings.database_url)
+    db = database or Database(
+        settings.database_url,
+        readers=settings.db_readers,
+        writers=settings.db_writers,
+        queue=settings.db_queue,
+        wait_seconds=settings.db_wait_seconds,
+    )
     install_hooks()
 
     @asynccontextmanager

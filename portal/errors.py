@@ -82,3 +82,14 @@ class Throttled(DomainError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
         self.retry_after = max(1, retry_after)
+
+
+class Busy(DomainError):
+    """Capacity truly exhausted for now: a quick 503 with `Retry-After`, never a long hang."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str = "系统繁忙，请稍后再试。", *, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     draft_retention_days: int = 30
     closed_files_retention_days: int = 90
     log_json: bool = False
+    # Requests holding a database transaction at once, per process (portal/db.py, "why
+    # requests queue"): reads, writes (0: 1 on SQLite, 10 on PostgreSQL), how many may
+    # wait for each, and the longest wait for a slot, SQLite's lock or a connection
+    # before a 503 with Retry-After. Readers + writers stay well under the 40 threads.
+    db_readers: int = Field(default=10, ge=1, le=30)
+    db_writers: int = Field(default=0, ge=0, le=20)
+    db_queue: int = Field(default=200, ge=0)
+    db_wait_seconds: float = Field(default=10.0, gt=0, le=60)
     # The province's identity platform (OpenID Connect, identity.md); empty: no SSO sign-in.
     sso_issuer: str = ""
     sso_client_id: str = ""
