@@ -372,3 +372,100 @@ def test_resumed_portal_due_date_keeps_its_basis(client, auth, formal, db):
     clock_event(client, case_no, "deadline.extended", extended, today)
     with db.session() as session:
         assert session.query(Case).filter_by(case_no=case_no).one().due_basis is None
+
+
+# --- documents (文书) ----------------------------------------------------------------------
+
+
+def run_dispatcher_once(settings, db, serve) -> None:
+    import asyncio
+
+    import httpx
+
+    from portal.composition import build_dispatcher
+
+    dispatcher = build_dispatcher(settings, db, transport=httpx.MockTransport(serve))
+
+    async def one_pass():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as client:
+            dispatcher.client = client
+            return await dispatcher.run_once()
+
+    asyncio.run(one_pass())
+
+
+def test_a_notice_is_fetched_like_a_licence_and_listed_for_its_owner(
+    client, auth, person, formal, settings, db
+):
+    import hashlib
+
+    import httpx
+
+    from tests.conftest import register
+
+    case_no = formal["case_no"]
+    pdf = PDF_BYTES + b"%notice"
+    sha = hashlib.sha256(pdf).hexdigest()
+    notice = {
+        "name": "受理通知书",
+        "number": "武审受〔2026〕17号",
+        "filename": "受理通知书.pdf",
+        "content_type": "application/pdf",
+        "sha256": sha,
+    }
+    accepted = envelope(case_no, "case.accepted", {"acceptance_no": "SL-7", "notice": notice})
+    assert send(client, accepted).status_code == 200
+    [listed] = status(client, auth, case_no)["documents"]
+    assert listed["name"] == "受理通知书" and listed["number"] == "武审受〔2026〕17号"
+    assert listed["download_url"] is None  # processed, the file still to come
+    url = f"/api/v1/cases/{case_no}/documents/{notice['number']}"
+    assert client.get(url, headers=auth).status_code == 404
+
+    # The bureau is down first: retried, nothing kept; then it serves the file.
+    run_dispatcher_once(settings, db, lambda request: httpx.Response(503))
+    assert status(client, auth, case_no)["documents"][0]["download_url"] is None
+    from sqlalchemy import update
+
+    from portal.exchange.models import OutboxMessage
+
+    with db.session(write=True) as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.kind == "document_fetch")
+            .values(next_attempt_at=OutboxMessage.created_at)
+        )
+
+    def bureau(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == f"/v1/blobs/{sha}"
+        return httpx.Response(200, content=pdf, headers={"Content-Type": "application/pdf"})
+
+    run_dispatcher_once(settings, db, bureau)
+    [listed] = status(client, auth, case_no)["documents"]
+    assert listed["download_url"]
+    got = client.get(listed["download_url"], headers=auth)
+    assert got.status_code == 200 and got.content == pdf
+    web_login(client, person)
+    page = client.get(f"/cases/{case_no}").text
+    assert "审批文书" in page and "受理通知书（武审受〔2026〕17号）" in page
+    # Nobody else's: another account gets 404, exactly as for an unknown case.
+    other = register(client)
+    from tests.conftest import bearer
+
+    assert client.get(listed["download_url"], headers=bearer(client, other)).status_code == 404
+
+
+def test_a_notice_served_with_another_hash_is_not_kept(client, auth, formal, settings, db):
+    import httpx
+
+    case_no = formal["case_no"]
+    notice = {
+        "name": "补正材料通知书",
+        "number": "武审补〔2026〕3号",
+        "filename": "n.pdf",
+        "content_type": "application/pdf",
+        "sha256": "b" * 64,
+    }
+    data = {"materials": [{"code": formal["named"]["code"], "comment": "盖章"}], "notice": notice}
+    assert send(client, envelope(case_no, "correction.requested", data)).status_code == 200
+    run_dispatcher_once(settings, db, lambda r: httpx.Response(200, content=b"%PDF-other"))
+    assert status(client, auth, case_no)["documents"][0]["download_url"] is None

@@ -1,4 +1,4 @@
-"""The procedure after submission: 补正 after the formal submission, the clock.
+"""The procedure after submission: 补正 after the formal submission, the clock, documents.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,10 +24,13 @@ def upgrade() -> None:
             sa.Column("correction_round", sa.Integer(), server_default="0", nullable=False)
         )
         batch_op.add_column(sa.Column("suspension", sa.JSON(), nullable=True))
+        # Existing cases have no documents: an empty list, not null.
+        batch_op.add_column(sa.Column("documents", sa.JSON(), server_default="[]", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_column("documents")
         batch_op.drop_column("suspension")
         batch_op.drop_column("correction_round")
         batch_op.drop_column("correction")

@@ -252,6 +252,26 @@ def api_licence(
     return service.licence_response(request.app.state.store, case)
 
 
+@router.get(
+    "/cases/{case_no}/documents/{number}",
+    response_class=Response,
+    responses=R401
+    | R404
+    | {
+        200: {
+            "description": "the document, byte for byte as issued",
+            "content": {"application/pdf": {}},
+        }
+    },
+)
+def api_document(
+    case_no: str, number: str, request: Request, session: DbSession, account: ApiAccount
+) -> Response:
+    """A document (文书) the bureau issued, once fetched."""
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return service.document_response(request.app.state.store, case, number)
+
+
 @router.post(
     "/cases/{case_no}/withdrawal", response_model=CaseOut, responses=R401 | R404 | R409 | R422
 )

@@ -50,6 +50,9 @@ class Case(Base):
     # The clock while suspended (§45): {since (RFC 3339), reason_code, reason, expected_days,
     # left (working days left on the day it stopped)}; None while it runs.
     suspension: Mapped[dict[str, Any] | None]
+    # Documents (文书) the bureau issued: [{name, number, filename, content_type, sha256,
+    # at, event, stored}]; the file is fetched by the dispatcher like a licence.
+    documents: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     remedy: Mapped[str | None] = mapped_column(Text)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)

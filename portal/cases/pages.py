@@ -74,6 +74,10 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         # Only these may change while 待补正; the others stay as submitted.
         "correction_materials": corrections if correcting else [],
         "clock": _clock_context(case),
+        "documents": [
+            {**d, "page_url": d["download_url"].removeprefix("/api/v1")} if d["download_url"] else d
+            for d in service.documents_view(case)
+        ],
         "required_count": len(required),
         "uploaded_required_count": len(uploaded_required),
         "outstanding_deferred": [m for m in materials if m["outstanding"]],

@@ -241,6 +241,14 @@ def download_licence(request: Request, case_no: str, session: DbSession, account
     return service.licence_response(request.app.state.store, case)
 
 
+@router.get("/cases/{case_no}/documents/{number}")
+def download_document(
+    request: Request, case_no: str, number: str, session: DbSession, account: LoggedIn
+):
+    case = service.get_own_case(session, account=account, case_no=case_no)
+    return service.document_response(request.app.state.store, case, number)
+
+
 @router.get("/cases/{case_no}/review")
 def review_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
     case = service.get_own_case(session, account=account, case_no=case_no)

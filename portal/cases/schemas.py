@@ -164,6 +164,13 @@ class ClockOut(BaseModel):
     expected_days: int | None = Field(description="working days the bureau expects it to last")
 
 
+class DocumentOut(BaseModel):
+    name: str = Field(description="e.g. 受理通知书")
+    number: str = Field(description="文号, e.g. 武审受〔2026〕17号")
+    at: str = Field(description="when the bureau issued it (RFC 3339)")
+    download_url: str | None = Field(description="null until the file has been fetched")
+
+
 class BundleRefOut(BaseModel):
     application_id: int
     code: str
@@ -205,6 +212,9 @@ class CaseOut(BaseModel):
         default=None, description="the one-time notice (一次性告知) while correction_required"
     )
     clock: ClockOut | None = Field(default=None, description="null before acceptance")
+    documents: list[DocumentOut] = Field(
+        default_factory=list, description="documents (文书) the bureau issued, oldest first"
+    )
     outcome_reason: str | None
     remedy: str | None
     delivery: DeliveryOut | None

@@ -781,6 +781,7 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         "inspection_date": case.inspection_date,
         "correction": correction_view(case),
         "clock": clock_view(case),
+        "documents": documents_view(case),
         "outcome_reason": case.outcome_reason,
         "remedy": case.remedy,
         "delivery": _delivery_view(delivery),
@@ -841,6 +842,37 @@ def _rating_view(rating: Rating | None) -> dict[str, Any] | None:
         "created_at": rating.created_at,
         "reply": rating.reply,
     }
+
+
+def documents_view(case: Case) -> list[dict[str, Any]]:
+    """The documents (文书) the bureau issued, oldest first; a link once the file is held."""
+    return [
+        {
+            "name": d["name"],
+            "number": d["number"],
+            "at": d["at"],
+            "download_url": f"/api/v1/cases/{case.case_no}/documents/{quote(d['number'], safe='')}"
+            if d.get("stored")
+            else None,
+        }
+        for d in case.documents or []
+    ]
+
+
+def document_response(store, case: Case, number: str) -> StreamingResponse:
+    """One document's file, byte for byte as issued; 404 unknown or not fetched yet."""
+    found = next((d for d in case.documents or [] if d.get("number") == number), None)
+    if found is None or not found.get("stored"):
+        raise NotFound("没有该文书，或文书正在从审批局获取中。", code="document_not_found")
+    return StreamingResponse(
+        store.chunks(found["sha256"]),
+        media_type=found.get("content_type") or "application/pdf",
+        headers={
+            "Content-Disposition": "attachment; filename*=UTF-8''"
+            + quote(found.get("filename") or f"{number}.pdf"),
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 def licence_response(store, case: Case) -> StreamingResponse:

@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from portal.clock import utcnow
 from portal.db import Database
 from portal.exchange import signing
+from portal.exchange.documents import store_document
 from portal.exchange.licences import store_licence
 from portal.exchange.models import OutboxAttempt, OutboxMessage
 from portal.exchange.outbox import DEAD, DELIVERED, PENDING
@@ -122,6 +123,7 @@ class Dispatcher:
         self.handlers: dict[str, Callable[[Claimed], Awaitable[None]]] = {
             "bureau_event": self._send_event,
             "licence_fetch": self._fetch_licence,
+            "document_fetch": self._fetch_document,
         }
         db.on_commit(self._after_commit)
 
@@ -496,21 +498,38 @@ class Dispatcher:
         )
         self._check(response)
 
-    async def _fetch_licence(self, message: Claimed) -> None:
-        job = json.loads(message.payload)
-        sha256 = job["sha256"]
+    async def _fetch_issued(self, sha256: str, what: str) -> bytes:
+        """GET a file the bureau issued (licence, document) and check its hash."""
         response = await self.client.get(
             self._url(f"/v1/blobs/{sha256}"),
             headers={signing.PORTAL_HEADER: signing.sign(self.settings.bureau_secret, b"")},
         )
         self._check(response)
         if hashlib.sha256(response.content).hexdigest() != sha256:
-            raise Permanent(f"licence {sha256[:12]}: the bureau served content with another hash")
+            raise Permanent(f"{what} {sha256[:12]}: the bureau served content with another hash")
+        return response.content
+
+    async def _fetch_document(self, message: Claimed) -> None:
+        job = json.loads(message.payload)
+        content = await self._fetch_issued(job["sha256"], "document")
+        await run_in_threadpool(
+            store_document,
+            self.db,
+            self.store,
+            case_no=job["case_no"],
+            sha256=job["sha256"],
+            content=content,
+        )
+
+    async def _fetch_licence(self, message: Claimed) -> None:
+        job = json.loads(message.payload)
+        sha256 = job["sha256"]
+        content = await self._fetch_issued(sha256, "licence")
         await run_in_threadpool(
             store_licence,
             self.db,
             self.store,
             case_no=job["case_no"],
             sha256=sha256,
-            content=response.content,
+            content=content,
         )

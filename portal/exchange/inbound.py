@@ -42,10 +42,14 @@ class Context:
         self.case = case
         self.envelope = envelope
         self.at = envelope.occurred_at
+        self.envelope_data: BaseModel | None = None  # the validated data (its `notice`)
 
     def apply(self, key: str, detail: str = "", data: dict[str, Any] | None = None) -> None:
         assert self.case is not None
         states.apply(self.session, self.case, key, detail=detail, data=data, at=self.at)
+        notice = getattr(self.envelope_data, "notice", None)
+        if notice is not None:
+            keep_notice(self, notice)
 
     def require(self, key: str) -> None:
         """Check the status first, so the event's own changes are never half-applied."""
@@ -62,6 +66,35 @@ class Context:
     def day(self) -> date:
         """The CST date of the event, the date the protocol counts with."""
         return self.at.astimezone(CST).date()
+
+
+def keep_notice(ctx: Context, notice: schemas.NoticeIn) -> None:
+    """List a document (文书) on the case and have the dispatcher fetch its file.
+
+    The event is processed whether or not the file can be fetched yet: the fetch is a
+    job of its own, retried like a licence's.
+    """
+    case = ctx.case
+    entry = {
+        "name": notice.name,
+        "number": notice.number,
+        "filename": notice.filename,
+        "content_type": notice.content_type,
+        "sha256": notice.sha256,
+        "at": rfc3339(ctx.at),
+        "event": ctx.envelope.type,
+        "stored": False,
+    }
+    # A number issued again (a corrected notice) replaces the earlier entry.
+    kept = [d for d in case.documents or [] if d.get("number") != notice.number]
+    case.documents = [*kept, entry]  # a new list, so the JSON column is seen as changed
+    enqueue_job(
+        ctx.session,
+        kind="document_fetch",
+        ordering_key=f"document:{case.case_no}",
+        payload={"case_no": case.case_no, "sha256": notice.sha256, "number": notice.number},
+        case_no=case.case_no,
+    )
 
 
 def _passed(ctx: Context, d: schemas.PassedIn) -> None:
@@ -366,4 +399,6 @@ def apply_bureau_event(session: Session, *, envelope: schemas.EnvelopeIn, data: 
     if envelope.type in CASELESS:
         CASELESS[envelope.type](session, envelope, data)
         return
-    HANDLERS[envelope.type](Context(session, case, envelope), data)
+    context = Context(session, case, envelope)
+    context.envelope_data = data
+    HANDLERS[envelope.type](context, data)

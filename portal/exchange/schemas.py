@@ -34,13 +34,25 @@ class ReturnedIn(_In):
     materials: list[MaterialNoteIn] = Field(default_factory=list, max_length=100)
 
 
+class NoticeIn(_In):
+    """A document (文书) an event may carry; fetched from the bureau like a licence."""
+
+    name: str = Field(min_length=1, max_length=100)
+    number: str = Field(min_length=1, max_length=100)
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(min_length=1, max_length=100)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class AcceptedIn(_In):
     acceptance_no: str = Field(min_length=1, max_length=64)
     due_date: date | None = None
+    notice: NoticeIn | None = None
 
 
 class RejectedIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
+    notice: NoticeIn | None = None
 
 
 class InspectionIn(_In):
@@ -61,11 +73,13 @@ class LicenceIn(_In):
 class ApprovedIn(_In):
     decision_no: str = Field(min_length=1, max_length=64)
     licence: LicenceIn
+    notice: NoticeIn | None = None
 
 
 class DeniedIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
     remedy: str = Field(default="", max_length=2000)
+    notice: NoticeIn | None = None
 
 
 class PickupIn(_In):
@@ -84,16 +98,6 @@ class DeliveredIn(_In):
 
 class ReplyIn(_In):
     reply: str = Field(min_length=1, max_length=2000)
-
-
-class NoticeIn(_In):
-    """A document (文书) an event may carry; fetched from the bureau like a licence."""
-
-    name: str = Field(min_length=1, max_length=100)
-    number: str = Field(min_length=1, max_length=100)
-    filename: str = Field(min_length=1, max_length=200)
-    content_type: str = Field(min_length=1, max_length=100)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class CorrectionRequestedIn(_In):

@@ -1,0 +1,31 @@
+"""Keeping a document (文书) the bureau issued, once it is fetched and hash-checked."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.cases.models import Case
+from portal.db import Database
+from portal.materials.models import Blob
+from portal.materials.storage import BlobStore
+
+
+def store_document(
+    db: Database, store: BlobStore, *, case_no: str, sha256: str, content: bytes
+) -> None:
+    """Store the file (encrypted, by hash) and mark every document of the case it is."""
+    store.put_bytes(content)
+    with db.session(write=True) as session, session.begin():
+        if session.get(Blob, sha256) is None:
+            content_type = (
+                "application/pdf" if content.startswith(b"%PDF-") else "application/octet-stream"
+            )
+            session.add(Blob(sha256=sha256, size=len(content), content_type=content_type))
+        query = select(Case).where(Case.case_no == case_no)
+        if not db.is_sqlite:
+            query = query.with_for_update()
+        case = session.scalars(query).first()
+        if case is not None and any(d.get("sha256") == sha256 for d in case.documents or []):
+            case.documents = [
+                {**d, "stored": True} if d.get("sha256") == sha256 else d for d in case.documents
+            ]
