@@ -23,6 +23,8 @@ from bureau.clock import parse_rfc3339, rfc3339, today_cst, utcnow
 from bureau.errors import Conflict, Invalid, NotFound
 from bureau.licence import LicenceDocument, mask_person_id, render_licence
 from bureau.models import Appointment, BureauCase, CaseEvent, Consultation, Counter, Licence
+from bureau.notices import KINDS as NOTICE_KINDS
+from bureau.notices import Notice, render_notice
 from bureau.queries import get_case
 from bureau.settings import Settings
 
@@ -103,6 +105,40 @@ def licence_title(item_name: str) -> str:
     return base + "许可证"
 
 
+def issue_notice(
+    session: Session, *, case: BureauCase, event: str, paragraphs: list[str], ctx: Context
+) -> dict[str, str]:
+    """Render the step's document (文书), keep it as a blob, and name it for the event."""
+    name, prefix = NOTICE_KINDS[event]
+    year = today_cst().year
+    n = next_sequence(session, f"notice:{prefix}:{year}")
+    number = f"{prefix}〔{year}〕{n}号"
+    pdf = render_notice(
+        Notice(
+            name=name,
+            number=number,
+            addressee=case.applicant_name or "申请人",
+            case_no=case.case_no,
+            item_name=case.item_name,
+            paragraphs=paragraphs,
+            issued_on=today_cst(),
+        ),
+        font_path=ctx.settings.licence_font,
+    )
+    sha256 = ctx.store.put_bytes(pdf, "application/pdf")
+    return {
+        "name": name,
+        "number": number,
+        "filename": f"{name}-{case.case_no}.pdf",
+        "content_type": "application/pdf",
+        "sha256": sha256,
+    }
+
+
+def _wants_notice(f: Fields) -> bool:
+    return f.payload.get("notice") in (True, "true", "on", "1")
+
+
 # -- field parsing ---------------------------------------------------------------------
 
 
@@ -180,6 +216,7 @@ def accept_case(
     acceptance_no: str | None,
     due_date: date | None,
     ctx: Context,
+    notice: dict[str, str] | None = None,
 ) -> CaseEvent:
     """受理: with a 受理编号; the due date is left to the portal unless given."""
     number = acceptance_no or generate_acceptance_no(session)
@@ -191,19 +228,28 @@ def accept_case(
     data: dict[str, Any] = {"acceptance_no": number}
     if due_date is not None:
         data["due_date"] = due_date.isoformat()
+    if notice:
+        data["notice"] = notice
     changes = {"acceptance_no": number, "due_date": due_date, "accepted_at": utcnow()}
     return states.transition(
         session, case=case, key="case.accepted", data=data, actor=ctx.actor, changes=changes
     )
 
 
-def reject_case(session: Session, *, case: BureauCase, reason: str, ctx: Context) -> CaseEvent:
+def reject_case(
+    session: Session,
+    *,
+    case: BureauCase,
+    reason: str,
+    ctx: Context,
+    notice: dict[str, str] | None = None,
+) -> CaseEvent:
     """不予受理, with the reason."""
     return states.transition(
         session,
         case=case,
         key="case.rejected",
-        data={"reason": reason},
+        data={"reason": reason} | ({"notice": notice} if notice else {}),
         actor=ctx.actor,
         changes={"closing_reason": reason},
     )
@@ -217,11 +263,14 @@ def request_correction(
     materials: list[dict[str, str]],
     due_date: date | None,
     ctx: Context,
+    notice: dict[str, str] | None = None,
 ) -> CaseEvent:
     """补正通知 (§32): after the formal submission, everything to correct, at once."""
     data: dict[str, Any] = {"comment": comment, "materials": materials}
     if due_date is not None:
         data["due_date"] = due_date.isoformat()
+    if notice:
+        data["notice"] = notice
     correction = {**(case.correction or {}), **data, "requested_at": rfc3339(utcnow())}
     return states.transition(
         session,
@@ -270,10 +319,18 @@ def resume_clock(session: Session, *, case: BureauCase, note: str, ctx: Context)
 
 
 def extend_deadline(
-    session: Session, *, case: BureauCase, due_date: date, reason: str, ctx: Context
+    session: Session,
+    *,
+    case: BureauCase,
+    due_date: date,
+    reason: str,
+    ctx: Context,
+    notice: dict[str, str] | None = None,
 ) -> CaseEvent:
     """延期 (§42): a later due date, approved by the head of the bureau."""
-    data = {"due_date": due_date.isoformat(), "reason": reason}
+    data: dict[str, Any] = {"due_date": due_date.isoformat(), "reason": reason}
+    if notice:
+        data["notice"] = notice
     return states.transition(
         session,
         case=case,
@@ -312,6 +369,7 @@ def approve_case(
     decision_no: str | None,
     licence: LicenceInput,
     ctx: Context,
+    notice: bool = False,
 ) -> CaseEvent:
     """准予许可: issue the electronic licence (PDF blob) and send its reference."""
     states.ensure_fits(case, "case.approved")
@@ -364,7 +422,18 @@ def approve_case(
     if licence.valid_to is not None:
         licence_data["valid_to"] = licence.valid_to.isoformat()
     licence_data |= {"filename": filename, "content_type": "application/pdf", "sha256": sha256}
-    data = {"decision_no": decision, "licence": licence_data}
+    data: dict[str, Any] = {"decision_no": decision, "licence": licence_data}
+    if notice:
+        data["notice"] = issue_notice(
+            session,
+            case=case,
+            event="case.approved",
+            paragraphs=[
+                f"经审查，你（单位）的申请符合法定条件、标准，本机关决定准予行政许可"
+                f"（{decision}），颁发《{licence.name}》（编号 {number}）。"
+            ],
+            ctx=ctx,
+        )
     return states.transition(
         session,
         case=case,
@@ -376,10 +445,18 @@ def approve_case(
 
 
 def deny_case(
-    session: Session, *, case: BureauCase, reason: str, remedy: str, ctx: Context
+    session: Session,
+    *,
+    case: BureauCase,
+    reason: str,
+    remedy: str,
+    ctx: Context,
+    notice: dict[str, str] | None = None,
 ) -> CaseEvent:
     """不予许可, with the reason and how to seek 行政复议 or sue."""
-    data = {"reason": reason, "remedy": remedy or DEFAULT_REMEDY}
+    data: dict[str, Any] = {"reason": reason, "remedy": remedy or DEFAULT_REMEDY}
+    if notice:
+        data["notice"] = notice
     return states.transition(
         session,
         case=case,
@@ -536,7 +613,18 @@ def _do_accept(session: Session, case: BureauCase, f: Fields, ctx: Context) -> C
     if due is not None and due < today_cst():
         f.errors["due_date"] = "办结期限不能早于今天。"
     f.check()
-    return accept_case(session, case=case, acceptance_no=number or None, due_date=due, ctx=ctx)
+    notice = None
+    if _wants_notice(f):
+        number = number or generate_acceptance_no(session)
+        paragraphs = [
+            f"经审查，申请材料齐全、符合法定形式，本机关决定予以受理，受理编号 {number}。"
+        ]
+        notice = issue_notice(
+            session, case=case, event="case.accepted", paragraphs=paragraphs, ctx=ctx
+        )
+    return accept_case(
+        session, case=case, acceptance_no=number or None, due_date=due, ctx=ctx, notice=notice
+    )
 
 
 def _do_correction(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
@@ -552,8 +640,28 @@ def _do_correction(session: Session, case: BureauCase, f: Fields, ctx: Context) 
     if due is not None and due < today_cst():
         f.errors["due_date"] = "补正期限不能早于今天。"
     f.check()
+    notice = None
+    if _wants_notice(f):
+        listed = "；".join(f"{m['code']}：{m['comment']}" for m in materials)
+        paragraphs = [
+            "经审查，你（单位）提交的申请材料不齐全或者不符合法定形式。依照《中华人民共和国"
+            "行政许可法》第三十二条，现一次性告知需要补正的全部内容：" + listed + "。",
+        ]
+        if comment:
+            paragraphs.append(comment)
+        if due:
+            paragraphs.append(f"请于 {due.isoformat()} 前提交补正材料。")
+        notice = issue_notice(
+            session, case=case, event="correction.requested", paragraphs=paragraphs, ctx=ctx
+        )
     return request_correction(
-        session, case=case, comment=comment, materials=materials, due_date=due, ctx=ctx
+        session,
+        case=case,
+        comment=comment,
+        materials=materials,
+        due_date=due,
+        ctx=ctx,
+        notice=notice,
     )
 
 
@@ -594,13 +702,28 @@ def _do_extend(session: Session, case: BureauCase, f: Fields, ctx: Context) -> C
     reason = f.text("reason", "延期理由", required=True)
     f.check()
     assert due is not None
-    return extend_deadline(session, case=case, due_date=due, reason=reason, ctx=ctx)
+    notice = None
+    if _wants_notice(f):
+        paragraphs = [
+            f"因{reason}，经本机关负责人批准，依照《中华人民共和国行政许可法》第四十二条，"
+            f"办理期限延长至 {due.isoformat()}。"
+        ]
+        notice = issue_notice(
+            session, case=case, event="deadline.extended", paragraphs=paragraphs, ctx=ctx
+        )
+    return extend_deadline(session, case=case, due_date=due, reason=reason, ctx=ctx, notice=notice)
 
 
 def _do_reject(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
     reason = f.text("reason", "不予受理理由", required=True)
     f.check()
-    return reject_case(session, case=case, reason=reason, ctx=ctx)
+    notice = None
+    if _wants_notice(f):
+        paragraphs = [f"经审查，{reason}。本机关决定不予受理。", DEFAULT_REMEDY]
+        notice = issue_notice(
+            session, case=case, event="case.rejected", paragraphs=paragraphs, ctx=ctx
+        )
+    return reject_case(session, case=case, reason=reason, ctx=ctx, notice=notice)
 
 
 def _do_inspection(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
@@ -632,7 +755,12 @@ def _do_approve(session: Session, case: BureauCase, f: Fields, ctx: Context) -> 
         name=name, number=number or None, valid_from=valid_from, valid_to=valid_to
     )
     return approve_case(
-        session, case=case, decision_no=decision_no or None, licence=licence, ctx=ctx
+        session,
+        case=case,
+        decision_no=decision_no or None,
+        licence=licence,
+        ctx=ctx,
+        notice=_wants_notice(f),
     )
 
 
@@ -640,7 +768,13 @@ def _do_deny(session: Session, case: BureauCase, f: Fields, ctx: Context) -> Cas
     reason = f.text("reason", "不予许可理由", required=True)
     remedy = f.text("remedy", "救济途径") or DEFAULT_REMEDY
     f.check()
-    return deny_case(session, case=case, reason=reason, remedy=remedy, ctx=ctx)
+    notice = None
+    if _wants_notice(f):
+        paragraphs = [f"经审查，{reason}。本机关决定不予行政许可。", remedy]
+        notice = issue_notice(
+            session, case=case, event="case.denied", paragraphs=paragraphs, ctx=ctx
+        )
+    return deny_case(session, case=case, reason=reason, remedy=remedy, ctx=ctx, notice=notice)
 
 
 def _do_pickup(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:

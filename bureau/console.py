@@ -18,6 +18,7 @@ from bureau.db import DbSession
 from bureau.errors import Conflict, DomainError, Invalid, NotFound
 from bureau.licence import AUTHORITY
 from bureau.models import BureauCase, Licence, OutboxEvent
+from bureau.notices import KINDS as NOTICE_KINDS
 from bureau.outbox import requeue_event
 
 router = APIRouter(include_in_schema=False)
@@ -208,6 +209,7 @@ def _case_page(
         "periods": views.PERIODS,
         "finished": case.status in states.FINISHED,
         "clock_reasons": states.CLOCK_REASONS,
+        "notice_kinds": NOTICE_KINDS,
         "procedure": views.procedure_view(case),
     }
     return render(request, "case.html", context, status=status)

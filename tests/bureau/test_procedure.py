@@ -135,3 +135,37 @@ def test_console_forms_for_correction_and_clock(bureau: Bureau) -> None:
     )
     after = bureau.client.get(f"/staff/cases/{accepted}").text
     assert "计时暂停（检验、检测、检疫）" in after and "恢复计时" in after
+
+
+def test_documents_issued_on_request_and_served_as_blobs(bureau: Bureau) -> None:
+    import hashlib
+
+    case_no = bureau.new_case(stage="formal")
+    body = {"materials": [{"code": "M02", "comment": "照片需包含门头"}], "notice": True}
+    bureau.act(case_no, "correction", body)
+    photo = bureau.put_blob(b"\x89PNG\r\n\x1a\n" + b"doc-photo", "image/png")
+    corrected = {
+        "round": 1,
+        "materials": [{"code": "M02", "name": "场所照片", "deferred": False, "files": [photo]}],
+        "form": {},
+    }
+    assert bureau.post_event("case.corrected", case_no, corrected).status_code == 200
+    bureau.act(case_no, "accept", {"notice": True})
+    later = (today_cst() + timedelta(days=60)).isoformat()
+    bureau.act(case_no, "extend", {"due_date": later, "reason": "情况复杂", "notice": True})
+    bureau.act(case_no, "approve", {"notice": True})
+    events = bureau.portal.wait_for(4, case_no=case_no)
+    names = [e["data"]["notice"]["name"] for e in events]
+    assert names == ["补正材料通知书", "受理通知书", "延期通知书", "准予行政许可决定书"]
+    for event in events:
+        notice = event["data"]["notice"]
+        assert set(notice) == {"name", "number", "filename", "content_type", "sha256"}
+        assert notice["number"].endswith("号") and "〔" in notice["number"]
+        served = bureau.get_blob(notice["sha256"])
+        assert served.status_code == 200 and served.content.startswith(b"%PDF")
+        assert hashlib.sha256(served.content).hexdigest() == notice["sha256"]
+    # Without `notice`, no document: a v1 portal sees exactly the v1 fields.
+    other = bureau.new_case(stage="formal")
+    bureau.act(other, "reject", {"reason": "不属于本机关职权范围"})
+    [rejected] = bureau.portal.wait_for(1, case_no=other)
+    assert "notice" not in rejected["data"]

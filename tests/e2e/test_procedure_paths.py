@@ -91,8 +91,16 @@ def test_correction_then_clock_then_approved(running):
     assert bureau.case(case_no)["correction"]["rounds"] == 1
 
     # Accepted: the portal computes the due date.
-    bureau.act(case_no, "accept", {})
+    bureau.act(case_no, "accept", {"notice": True})
     wait_for(status_is(portal, case_no, "accepted"), what="accepted")
+    # The 受理通知书: fetched from the back office, hash-checked, downloadable by its owner.
+    url = wait_for(
+        lambda: (portal.case(case_no)["documents"] or [{}])[0].get("download_url"),
+        what="the acceptance notice fetched",
+    )
+    pdf = portal.get(url)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert portal.case(case_no)["documents"][0]["name"] == "受理通知书"
     due = date.fromisoformat(portal.case(case_no)["due_date"])
     assert portal.case(case_no)["clock"]["running"] is True
 
