@@ -123,6 +123,19 @@ class ItemSpec(_Strict):
     licence: LicenceSpec | None = None
     consult_phone: str = ""
     sources: list[str] = []
+    # Everyday words people search with (饭店, 施工证, 砍树); docs/catalogue-sources.md.
+    keywords: list[str] = Field(default=[], max_length=40)
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, v: list[str]) -> list[str]:
+        cleaned = [k.strip() for k in v]
+        for k in cleaned:
+            if not 1 <= len(k) <= 20 or any(c.isspace() for c in k):
+                raise ValueError(f"keyword {k!r} must be 1-20 characters without spaces")
+        if len({k.lower() for k in cleaned}) != len(cleaned):
+            raise ValueError("duplicate keywords")
+        return cleaned
 
     @model_validator(mode="after")
     def _consistent(self) -> ItemSpec:

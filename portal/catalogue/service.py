@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal.catalogue import search
 from portal.catalogue.models import Bundle, Hall, Item
 from portal.catalogue.schemas import DOMAIN_LABELS, CatalogueFile, ItemSpec
 from portal.clock import utcnow
@@ -18,20 +20,91 @@ from portal.errors import Invalid, NotFound
 from portal.resources import CATALOGUE_FILE
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+@dataclass
+class SearchResults:
+    items: list[Item]
+    bundles: list[Bundle]
+    suggestions: list[str]  # 你是不是要找: words of the catalogue near what was typed
+
+
+_index_lock = threading.Lock()
+_index: tuple[tuple[Any, ...], search.SearchIndex] | None = None
+
+
+def invalidate_index() -> None:
+    """Forget the search index (after loading a catalogue in this process)."""
+    global _index
+    with _index_lock:
+        _index = None
+
+
+def _search_index(session: Session) -> search.SearchIndex:
+    """The index of this database's catalogue, rebuilt when an item or bundle changes."""
+    global _index
+    # Another process (`portal catalogue load`) may change the catalogue: the newest
+    # updated_at and the row counts tell, for two cheap aggregate queries per search.
+    changed, count = session.execute(
+        select(func.max(Item.updated_at), func.count()).select_from(Item)
+    ).one()
+    bundles = session.scalar(
+        select(func.count()).select_from(Bundle).where(Bundle.active.is_(True))
+    )
+    key = (str(session.get_bind().url), changed, count, bundles)
+    with _index_lock:
+        if _index is not None and _index[0] == key:
+            return _index[1]
+    items = [
+        search.ItemDoc(
+            code=i.code,
+            name=i.name,
+            domain=i.domain,
+            keywords=tuple(i.keywords or ()),
+            conditions=" ".join(i.conditions or ()),
+        )
+        for i in session.scalars(select(Item).where(Item.active.is_(True)))
+    ]
+    docs = [
+        search.BundleDoc(code=b.code, name=b.name, description=b.description, items=tuple(b.items))
+        for b in list_bundles(session)
+    ]
+    index = search.SearchIndex(items, docs)
+    with _index_lock:
+        _index = (key, index)
+    return index
+
+
+def search_catalogue(session: Session, *, q: str = "", domain: str = "") -> SearchResults:
+    """Active items for what a person typed, best first, with the 一件事 beside them."""
+    if domain and domain not in DOMAIN_LABELS:
+        raise Invalid({"domain": "领域无效，可选：market、investment、social、other"})
+    found = _search_index(session).search(q[:50])
+    rows = {i.code: i for i in session.scalars(select(Item).where(Item.code.in_(found.codes)))}
+    items = [rows[c] for c in found.codes if c in rows and rows[c].active]
+    if domain:
+        items = [i for i in items if i.domain == domain]
+    bundles = {b.code: b for b in list_bundles(session)}
+    return SearchResults(
+        items=items,
+        bundles=[bundles[c] for c in found.bundles if c in bundles],
+        suggestions=found.suggestions,
+    )
 
 
 def search_items(session: Session, *, q: str = "", domain: str = "") -> list[Item]:
-    """Active items whose name or code contains `q` (Chinese substrings included)."""
-    if domain and domain not in DOMAIN_LABELS:
-        raise Invalid({"domain": "领域无效，可选：market、investment、social、other"})
-    query = select(Item).where(Item.active.is_(True))
-    if domain:
-        query = query.where(Item.domain == domain)
-    for word in q.lower().split()[:5]:
-        query = query.where(Item.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
-    return list(session.scalars(query.order_by(Item.code)))
+    """Active items matching `q` by name, code, keyword, pinyin or a near miss; best first."""
+    return search_catalogue(session, q=q, domain=domain).items
+
+
+def popular_items(session: Session, *, limit: int = 6) -> list[Item]:
+    """The items applied for most (every case counts), then the catalogue's first ones."""
+    from portal.cases.models import Case
+
+    counts = dict(
+        session.execute(select(Case.item_code, func.count()).group_by(Case.item_code)).all()
+    )
+    items = list(session.scalars(select(Item).where(Item.active.is_(True)).order_by(Item.code)))
+    items.sort(key=lambda i: -counts.get(i.code, 0))
+    return items[:limit]
 
 
 def count_by_domain(session: Session) -> dict[str, int]:
@@ -170,6 +243,7 @@ def _item_values(spec: ItemSpec) -> dict[str, Any]:
         else {},
         "consult_phone": spec.consult_phone,
         "sources": list(spec.sources),
+        "keywords": list(spec.keywords),
         "search_text": f"{spec.name} {spec.code}".lower(),
         "active": True,
     }
@@ -212,6 +286,7 @@ def load_catalogue(session: Session, *, catalogue: CatalogueFile) -> LoadReport:
             for key, value in values.items():
                 setattr(bundle, key, value)
     session.flush()
+    invalidate_index()
     return report
 
 
