@@ -19,13 +19,14 @@ from bench.load import ensure_wrk
 from bench.results import Result, machine, table, write_json
 from bench.stack import Stack
 
-SCENARIOS = ["page", "pages", "uploads", "outbox", "slow"]
+SCENARIOS = ["page", "pages", "uploads", "outbox", "slow", "burst"]
 WHAT = {
     "page": "status page ÷ bare route, without the database, 2 workers ÷ 1, writes on 2 workers",
     "pages": "Lighthouse on the start, item and case pages",
     "uploads": "RSS while streaming 200 MB (and 4 at once), throughput ÷ raw stream to disk",
     "outbox": "1,000 events through the dispatcher ÷ a bare httpx loop",
     "slow": "case page p95 while 100 clients upload at 750 kbit/s",
+    "burst": "100 concurrent PATCHes from 5 accounts ÷ one at a time, a read page during it",
 }
 
 

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     closed_files_retention_days: int = 90
     log_json: bool = False
     # Requests holding a database transaction at once, per process (portal/db.py, "why
-    # requests queue"): reads, writes (0: 1 on SQLite, 10 on PostgreSQL), how many may
+    # requests queue"): reads, writes (0: 1 on SQLite, 2 on PostgreSQL), how many may
     # wait for each, and the longest wait for a slot, SQLite's lock or a connection
     # before a 503 with Retry-After. Readers + writers stay well under the 40 threads.
     db_readers: int = Field(default=10, ge=1, le=30)
