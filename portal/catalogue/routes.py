@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 
 from portal.catalogue import service
@@ -12,15 +14,36 @@ from portal.web import CurrentAccount, render
 router = APIRouter(include_in_schema=False)
 
 
+# Life events on the start page: what people say, and where it leads (a 一件事 when the
+# catalogue has it, otherwise a search in their own words).
+LIFE_EVENTS = [
+    ("我要开餐馆", "kbcyd", "开饭店"),
+    ("我要开公司", "", "开公司"),
+    ("我要盖厂房", "gyxmkg", "盖厂房"),
+    ("我要开药店", "kbyd", "开药店"),
+    ("我要开理发店", "kbmrmf", "理发店"),
+    ("我要砍树", "", "砍树"),
+]
+
+
 @router.get("/")
 def home(request: Request, session: DbSession, account: CurrentAccount):
+    bundles = {b.code: b for b in service.list_bundles(session)}
+    events = [
+        {
+            "label": label,
+            "href": f"/bundles/{code}" if code in bundles else f"/items?q={quote(words)}",
+        }
+        for label, code, words in LIFE_EVENTS
+    ]
     return render(
         request,
         "catalogue/home.html",
         {
             "domains": DOMAIN_LABELS,
             "counts": service.count_by_domain(session),
-            "bundles": service.list_bundles(session)[:4],
+            "events": events,
+            "popular": service.popular_items(session),
         },
     )
 
@@ -32,11 +55,18 @@ def list_items(
     q = q.strip()[:50]
     if domain not in DOMAIN_LABELS:
         domain = ""
-    items = service.search_items(session, q=q, domain=domain)
+    found = service.search_catalogue(session, q=q, domain=domain)
     return render(
         request,
         "catalogue/items.html",
-        {"items": items, "q": q, "domain": domain, "domains": DOMAIN_LABELS},
+        {
+            "items": found.items,
+            "bundles": found.bundles if q else [],
+            "suggestions": found.suggestions,
+            "q": q,
+            "domain": domain,
+            "domains": DOMAIN_LABELS,
+        },
     )
 
 

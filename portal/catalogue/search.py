@@ -183,13 +183,16 @@ class SearchIndex:
         missed = [t for t in tokens if not self._score_token(t, scores, corrections)]
         if exact or (tokens and not missed):
             corrections.clear()  # every word was found as typed: nothing to correct
+        guesses: list[str] = []
+        if not any(v > 0 for v in scores.values()):
+            guesses = self._score_characters(compact, scores)
         ranked = sorted((c for c in scores if scores[c] > 0), key=lambda c: (-scores[c], c))
         if ranked:
             top = scores[ranked[0]]
             ranked = [c for c in ranked if scores[c] >= top * KEEP_SHARE]
         suggestions = [t for t, _ in sorted(corrections.items(), key=lambda kv: -kv[1])]
-        if not ranked:
-            suggestions = suggestions or self._nearest(compact)
+        if guesses or not ranked:
+            suggestions = suggestions or guesses or self._nearest(compact)
         suggestions = [s for s in dict.fromkeys(suggestions) if s != compact][:3]
         return Found(codes=ranked, bundles=self._bundles(norm, ranked), suggestions=suggestions)
 
@@ -282,6 +285,23 @@ class SearchIndex:
         for code, value in best.items():
             scores[code] += value * rarity
         return matched
+
+    def _score_characters(self, q: str, scores: dict[str, float]) -> list[str]:
+        """Last resort, when no word was found: single characters (砍掉 → 砍树, 足疗 → 足浴).
+
+        Returns the words that share the most characters with the query, to suggest."""
+        chars = set(_HAN.findall(" ".join(q))) - STOPWORDS
+        for char in chars:
+            best: dict[str, float] = {}
+            for term in self.terms:
+                if char in term.text:
+                    best[term.code] = max(best.get(term.code, 0), term.weight * FUZZY / 2)
+            rarity = 1 / max(len(best), 1) ** 0.5
+            for code, value in best.items():
+                scores[code] += value * rarity
+        shared = [(len(chars & set(t.text)) / len(t.text) ** 0.5, t.text) for t in self.terms]
+        shared.sort(key=lambda x: -x[0])
+        return [text for n, text in shared if n > 0][:3]
 
     def _nearest(self, q: str) -> list[str]:
         """Words sharing the most characters or pinyin with a query that found nothing."""
