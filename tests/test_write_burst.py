@@ -112,3 +112,28 @@ def test_a_burst_of_writes_never_answers_5xx_and_reads_stay_quick(system):
     headers, case_no, form = patches[-1]
     saved = portal.http.get(f"/api/v1/cases/{case_no}", headers=headers).json()
     assert all(saved["form"].get(k) == v for k, v in form.items())
+
+
+def test_a_full_queue_is_a_quick_503_with_retry_after(app, client, auth, settings):
+    # Capacity truly exhausted: every writer slot taken and no room to queue.
+    item = client.get("/api/v1/items").json()["items"][0]
+    case_no = client.post(
+        "/api/v1/cases", json={"item_code": item["code"], "form": {}}, headers=auth
+    ).json()["case_no"]
+    gate = app.state.db.write_gate
+    gate.queue, gate.used = 0, gate.slots
+    try:
+        began = time.monotonic()
+        r = client.patch(f"/api/v1/cases/{case_no}", json={"form": {}}, headers=auth)
+        assert time.monotonic() - began < 1
+    finally:
+        gate.used = 0
+    assert r.status_code == 503
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["code"] == "busy"
+    assert "繁忙" in r.json()["error"]["message"]
+    # Reads have their own gate: the public list still answers.
+    assert client.get("/api/v1/items").status_code == 200
+    assert (
+        client.patch(f"/api/v1/cases/{case_no}", json={"form": {}}, headers=auth).status_code == 200
+    )
