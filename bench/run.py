@@ -1,7 +1,7 @@
 """`make bench`: start everything, measure each ratio side by side, print the table,
 write bench/results.json. Runs in under 10 minutes on 2 cores; cleans up after itself.
 
-    .venv/bin/python -m bench.run [--only page,pages,uploads,outbox,slow] [--keep]
+    .venv/bin/python -m bench.run [--only page,pages,uploads,outbox,slow,burst,search] [--keep]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from bench.load import ensure_wrk
 from bench.results import Result, machine, table, write_json
 from bench.stack import Stack
 
-SCENARIOS = ["page", "pages", "uploads", "outbox", "slow", "burst"]
+SCENARIOS = ["page", "pages", "uploads", "outbox", "slow", "burst", "search"]
+# Scenarios that measure inside this process and need no servers.
+IN_PROCESS = {"search"}
 WHAT = {
     "page": "status page ÷ bare route, without the database, 2 workers ÷ 1, writes on 2 workers",
     "pages": "Lighthouse on the start, item and case pages",
@@ -27,6 +29,7 @@ WHAT = {
     "outbox": "1,000 events through the dispatcher ÷ a bare httpx loop",
     "slow": "case page p95 while 100 clients upload at 750 kbit/s",
     "burst": "100 concurrent PATCHes from 5 accounts ÷ one at a time, a read page during it",
+    "search": "top-3 hit rate of everyday queries and ms per query ÷ a bare substring match",
 }
 
 
@@ -40,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
 
-    ensure_wrk()
+    servers = bool(set(chosen) - IN_PROCESS)
+    if servers:
+        ensure_wrk()
     # A plain `kill` cleans up as Ctrl-C does: the finally below stops every child.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     meta = {"started": datetime.now(UTC).isoformat(timespec="seconds"), **machine()}
@@ -52,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     failed: dict[str, str] = {}
     started = time.monotonic()
     try:
-        print(f"- starting the back office and the portal (temp dir {stack.root})")
-        stack.start_core()
-        if "page" not in chosen:
+        if servers:
+            print(f"- starting the back office and the portal (temp dir {stack.root})")
+            stack.start_core()
+        if servers and "page" not in chosen:
             # The page scenario seeds the case and the session the others use.
             from bench.scenarios import page
 
