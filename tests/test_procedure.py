@@ -103,6 +103,7 @@ def test_correction_request_names_materials_and_only_those_change(client, auth, 
     assert len(sent["materials"][0]["files"]) == 2  # the kept one and the new one
     submitted = events(db, "case.submitted", case_no)[0]
     assert sent["form"] == submitted["form"]
+    assert sent["applicant"] == submitted["applicant"]
     # Its files were PUT before it (blobs first): the outbox names them.
     assert client.post(f"/api/v1/cases/{case_no}/correction", headers=auth).status_code == 409
 

@@ -516,7 +516,13 @@ def submit_correction(session: Session, *, case: Case, account: Account) -> Case
         case,
         "case.corrected",
         detail=f"第 {case.correction_round} 次补正：" + "、".join(m["name"] for m in named),
-        event_data={"round": case.correction_round, "materials": materials, "form": case.form},
+        event_data={
+            "round": case.correction_round,
+            # Who hands in, as in case.submitted (v1.1 "The applicant, as verified").
+            "applicant": _applicant(account),
+            "materials": materials,
+            "form": case.form,
+        },
         blobs=blobs,
     )
     return case
