@@ -77,6 +77,12 @@ def search_catalogue(session: Session, *, q: str = "", domain: str = "") -> Sear
     """Active items for what a person typed, best first, with the 一件事 beside them."""
     if domain and domain not in DOMAIN_LABELS:
         raise Invalid({"domain": "领域无效，可选：market、investment、social、other"})
+    if not search.normalize(q):
+        # Browsing: every item by code, without loading the index (or jieba) for it.
+        query = select(Item).where(Item.active.is_(True)).order_by(Item.code)
+        if domain:
+            query = query.where(Item.domain == domain)
+        return SearchResults(items=list(session.scalars(query)), bundles=[], suggestions=[])
     found = _search_index(session).search(q[:50])
     rows = {i.code: i for i in session.scalars(select(Item).where(Item.code.in_(found.codes)))}
     items = [rows[c] for c in found.codes if c in rows and rows[c].active]
