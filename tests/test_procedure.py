@@ -470,3 +470,35 @@ def test_a_notice_served_with_another_hash_is_not_kept(client, auth, formal, set
     assert send(client, envelope(case_no, "correction.requested", data)).status_code == 200
     run_dispatcher_once(settings, db, lambda r: httpx.Response(200, content=b"%PDF-other"))
     assert status(client, auth, case_no)["documents"][0]["download_url"] is None
+
+
+def test_statistics_leave_the_suspended_days_out(client, auth, formal, db):
+    from portal.stats.service import compute
+
+    case_no, today = formal["case_no"], today_cst()
+    accepted_on = today - timedelta(days=21)
+    accept(client, case_no, accepted_on, due=(today + timedelta(days=30)).isoformat())
+    start = working_day_on_or_after(accepted_on + timedelta(days=1))
+    back = start + timedelta(days=7)
+    assert clock_event(client, case_no, "clock.suspended", SUSPEND, start).status_code == 200
+    assert clock_event(client, case_no, "clock.resumed", {}, back).status_code == 200
+    second = working_day_on_or_after(back + timedelta(days=1))
+    assert clock_event(client, case_no, "clock.suspended", SUSPEND, second).status_code == 200
+    licence = {
+        "name": "许可证",
+        "number": "XK-9",
+        "valid_from": today.isoformat(),
+        "filename": "licence.pdf",
+        "content_type": "application/pdf",
+        "sha256": "c" * 64,
+    }
+    approve = {"decision_no": "JD-9", "licence": licence}
+    assert clock_event(client, case_no, "case.approved", approve, today).status_code == 200
+    suspended = sum(
+        is_working_day(start + timedelta(days=i)) for i in range((back - start).days)
+    ) + sum(is_working_day(second + timedelta(days=i)) for i in range((today - second).days))
+    with db.session() as session:
+        figures = compute(session)
+    [(used, _promised)] = [p for rows in figures.days.values() for p in rows]
+    assert used == max(0, working_days_left(accepted_on, today) - suspended)
+    assert figures.decided == 1 and figures.on_time == 1

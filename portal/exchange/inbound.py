@@ -231,7 +231,7 @@ def _clock_resumed(ctx: Context, d: schemas.ClockResumedIn) -> None:
     )
     if d.note:
         detail = f"{d.note}；{detail}"
-    ctx.apply("clock.resumed", detail, {"days": days})
+    ctx.apply("clock.resumed", detail, {"suspended_days": days})
 
 
 def _deadline_extended(ctx: Context, d: schemas.DeadlineExtendedIn) -> None:
@@ -264,8 +264,8 @@ def _inspection(ctx: Context, d: schemas.InspectionIn) -> None:
 def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
     ctx.require("case.approved")
     case = ctx.case
-    if case.suspension:
-        end_suspension(ctx)  # the decision ends the suspension
+    # The decision ends a suspension; the days it took are kept for the statistics.
+    suspended = end_suspension(ctx) if case.suspension else 0
     case.decision_no = d.decision_no
     case.licence = {
         "name": d.licence.name,
@@ -277,7 +277,11 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
         "sha256": d.licence.sha256,
         "stored": False,
     }
-    ctx.apply("case.approved", f"决定书编号 {d.decision_no}，{d.licence.name} {d.licence.number}")
+    ctx.apply(
+        "case.approved",
+        f"决定书编号 {d.decision_no}，{d.licence.name} {d.licence.number}",
+        {"suspended_days": suspended} if suspended else None,
+    )
     record_issued(ctx.session, case=case)  # 我的证照
     # The file is fetched by the dispatcher, with retries, after this commits.
     enqueue_job(
@@ -291,11 +295,10 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
 
 def _denied(ctx: Context, d: schemas.DeniedIn) -> None:
     ctx.require("case.denied")
-    if ctx.case.suspension:
-        end_suspension(ctx)
+    suspended = end_suspension(ctx) if ctx.case.suspension else 0
     ctx.case.outcome_reason = d.reason
     ctx.case.remedy = d.remedy or DEFAULT_REMEDY
-    ctx.apply("case.denied", d.reason)
+    ctx.apply("case.denied", d.reason, {"suspended_days": suspended} if suspended else None)
 
 
 def _delivery_for(ctx: Context, method: str) -> Delivery:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from portal.appointments.models import Appointment
 from portal.cases import states
-from portal.cases.models import Case
+from portal.cases.models import Case, TimelineEntry
 from portal.catalogue.models import Item
 from portal.catalogue.schemas import DOMAIN_LABELS
 from portal.clock import to_cst, working_days_left
@@ -120,6 +120,18 @@ def compute(session: Session) -> Figures:
         if case_ids
         else set()
     )
+    # §45: time suspended (hearing, testing, expert review…) does not count as time used.
+    suspended: dict[int, int] = {}
+    if case_ids:
+        entries = session.execute(
+            select(TimelineEntry.case_id, TimelineEntry.data).where(
+                TimelineEntry.case_id.in_(case_ids),
+                TimelineEntry.type.in_(("clock.resumed", "case.approved", "case.denied")),
+            )
+        )
+        for case_id, data in entries:
+            days = (data or {}).get("suspended_days") or 0
+            suspended[case_id] = suspended.get(case_id, 0) + int(days)
     for case, domain, visits, promised in rows:
         figures.submitted += 1
         figures.by_domain[domain] = figures.by_domain.get(domain, 0) + 1
@@ -132,7 +144,7 @@ def compute(session: Session) -> Figures:
                 figures.on_time += finished <= case.due_date
             if case.accepted_at is not None:
                 accepted = to_cst(case.accepted_at).date()
-                used = max(0, working_days_left(accepted, finished))
+                used = max(0, working_days_left(accepted, finished) - suspended.get(case.id, 0))
                 figures.days.setdefault(domain, []).append((used, promised))
     figures.ratings = Counter(
         session.scalars(select(Rating.level).where(Rating.level.between(1, 5)))
