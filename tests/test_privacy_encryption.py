@@ -58,7 +58,8 @@ def test_nothing_on_disk_is_a_readable_scan_or_licence(client, auth, person, app
     code = item["materials"][0]["code"]
     scans = [
         (PDF_BYTES + MARKER, "a.pdf", "application/pdf"),
-        (jpeg_bytes((800, 600)) + MARKER, "b.jpg", "image/jpeg"),
+        # In a comment segment: bytes after the end of an image are refused at upload.
+        (jpeg_with_comment((800, 600), MARKER), "b.jpg", "image/jpeg"),
         (png_bytes((300, 200)), "c.png", "image/png"),
     ]
     for content, name, ctype in scans:
@@ -233,3 +234,8 @@ def test_keys_generate_prints_a_usable_key():
     assert result.returncode == 0
     ring = KeyRing.from_setting(result.stdout.strip())
     assert len(ring.current_id) == 8
+
+
+def jpeg_with_comment(size, comment: bytes) -> bytes:
+    jpeg = jpeg_bytes(size)
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
