@@ -8,6 +8,8 @@ never changes state).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import APIRouter, Request
 
 from portal.web import CsrfForm, redirect, safe_next
@@ -25,8 +27,11 @@ def elder_mode(request: Request) -> bool:
 @router.post("/display-mode")
 def switch_display(request: Request, form: CsrfForm):
     mode = form.get("mode")
-    next_path = form.get("next")
-    response = redirect(safe_next(next_path if isinstance(next_path, str) else None, "/"))
+    # Back to the page the switch was pressed on, known from the same-origin Referer
+    # (the page does not echo its own path into a form: an error page would reflect it).
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = referer.netloc == request.url.netloc
+    response = redirect(safe_next(referer.path if same_site else None, "/"))
     if mode == "elder":
         response.set_cookie(COOKIE, "elder", max_age=ONE_YEAR, httponly=True, samesite="lax")
     else:
