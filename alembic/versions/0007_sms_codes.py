@@ -1,7 +1,7 @@
 """SMS one-time codes (hash only) and accounts.phone_verified_at
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-02 14:35:03.150815
 """
 
@@ -14,7 +14,7 @@ import portal.db
 
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
