@@ -33,7 +33,7 @@ def upgrade(url: str) -> None:
                     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7240412)")
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
-                command.upgrade(config, "heads")  # every branch: parallel work merges later
+                command.upgrade(config, "head")
         finally:
             engine.dispose()
 
