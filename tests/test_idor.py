@@ -36,6 +36,7 @@ OWNED = {
     "appointment_id",
     "consultation_id",
     "message_id",
+    "document_no",
 }
 # Catalogue identifiers anyone may read (items, bundles, material codes and kinds, divisions).
 PUBLIC = {"code", "kind", "material_code"}
@@ -52,6 +53,7 @@ MISSING = {
     "appointment_id": "00000000-0000-4000-8000-000000000000",
     "consultation_id": "00000000-0000-4000-8000-000000000000",
     "message_id": "999999",
+    "document_no": "武审受〔2000〕1号",
 }
 FORGED_TOKEN = "eyJjYXNlX25vIjoiV0oyMDAwMDEwMTAwMDAwMSJ9.ZZZZZZ.forged-signature-forged"
 DENIED = {401, 403, 404, 405}
@@ -155,6 +157,7 @@ def owner(app, client, db):
         ).first()
     assert message_id is not None, "a bureau decision leaves a message for its applicant"
     ids["message_id"] = message_id
+    ids["document_no"] = "武审受〔2026〕1号"  # A's case; B must get 404 exactly as for none
     ids["token"] = FORGED_TOKEN
 
     secrets = [person["id_number"], person["phone"], person["name"], marker, draft, handled]

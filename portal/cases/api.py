@@ -253,7 +253,7 @@ def api_licence(
 
 
 @router.get(
-    "/cases/{case_no}/documents/{number}",
+    "/cases/{case_no}/documents/{document_no}",
     response_class=Response,
     responses=R401
     | R404
@@ -265,11 +265,11 @@ def api_licence(
     },
 )
 def api_document(
-    case_no: str, number: str, request: Request, session: DbSession, account: ApiAccount
+    case_no: str, document_no: str, request: Request, session: DbSession, account: ApiAccount
 ) -> Response:
     """A document (文书) the bureau issued, once fetched."""
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.document_response(request.app.state.store, case, number)
+    return service.document_response(request.app.state.store, case, document_no)
 
 
 @router.post(

@@ -241,12 +241,12 @@ def download_licence(request: Request, case_no: str, session: DbSession, account
     return service.licence_response(request.app.state.store, case)
 
 
-@router.get("/cases/{case_no}/documents/{number}")
+@router.get("/cases/{case_no}/documents/{document_no}")
 def download_document(
-    request: Request, case_no: str, number: str, session: DbSession, account: LoggedIn
+    request: Request, case_no: str, document_no: str, session: DbSession, account: LoggedIn
 ):
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.document_response(request.app.state.store, case, number)
+    return service.document_response(request.app.state.store, case, document_no)
 
 
 @router.get("/cases/{case_no}/review")
