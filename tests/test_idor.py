@@ -107,7 +107,10 @@ def owner(app, client, db):
     item = next(i for i in items if i["prereview"] and i["online"])
     draft = new_case(client, auth, item)["case_no"]
     code = item["materials"][0]["code"]
-    photo = jpeg_bytes((64, 48)) + marker.encode()
+    # The marker rides in a JPEG comment segment: bytes after the end of the image are refused.
+    comment = marker.encode()
+    jpeg = jpeg_bytes((64, 48))
+    photo = jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
     file = upload(client, auth, draft, code, photo, "甲的照片.jpg", "image/jpeg").json()
     ids |= {"case_no": draft, "material_code": code, "file_id": file["id"], "code": item["code"]}
 
