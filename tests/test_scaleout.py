@@ -106,6 +106,8 @@ class Topology:
             "PORTAL_BUREAU_SECRET": SECRET,
             "PORTAL_PUBLIC_URL": self.url,
             "PORTAL_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+            # Accounts are registered by the load itself: no SMS gateway to read codes from.
+            "PORTAL_REGISTER_NEEDS_CODE": "false",
             "PORTAL_DISPATCHER": "off",
             "PORTAL_LOG_JSON": "true",
             "PORTAL_RETRY_FIRST_SECONDS": "0.2",
