@@ -134,6 +134,32 @@ def seed_citizen(portal, bureau) -> dict:
     wait_for(lambda: portal.case(accepted)["status"] == "accepted", what="accepted")
     cases["accepted"] = accepted
 
+    # 补正 after the formal submission, with its 补正材料通知书: the correction page and
+    # the document download are reached from this case's page.
+    corrected, item = to_bureau(prereview=False)
+    code = next(m["code"] for m in item["materials"] if m["required"])
+    bureau.act(
+        corrected,
+        "correction",
+        {
+            "comment": "请补正",
+            "materials": [{"code": code, "comment": "请加盖公章"}],
+            "notice": True,
+        },
+    )
+    wait_for(
+        lambda: (
+            portal.case(corrected)["status"] == "correction_required"
+            and any(d.get("download_url") for d in portal.case(corrected).get("documents") or [])
+        ),
+        what="correction with its notice",
+    )
+    portal.post(
+        f"/api/v1/cases/{corrected}/materials/{code}/files",
+        files={"file": ("scan.pdf", PDF_BYTES + b"%corrected", "application/pdf")},
+    )
+    cases["correction"] = corrected
+
     approved, _ = to_bureau(prereview=False)
     bureau.act(approved, "accept", {})
     wait_for(lambda: portal.case(approved)["status"] == "accepted", what="accepted")
