@@ -42,7 +42,7 @@ def test_search_register_draft_upload_review(server, client, phone, tmp_path):
     page.fill("#f-phone", mobile)
     page.fill("#f-password", "s3cure-pass-word")
     check_page(page, "04-register")
-    page.click("main button[type=submit]")
+    page.get_by_role("button", name="注册", exact=True).click()
     page.wait_for_url(f"**/items/{item['code']}")
     page.click("text=在线申请")
     page.wait_for_url("**/form")
