@@ -216,7 +216,8 @@ def file_case(client: httpx.Client, item: dict, n: int) -> str:
     case_no = answer.json()["case_no"]
     for m in item["materials"]:
         if m["required"]:
-            content = PDF_BYTES + f"%{case_no}-{m['code']}-{n}".encode() + os.urandom(2048)
+            # Distinct, and big enough to be worth streaming, yet still a PDF that parses.
+            content = PDF_BYTES + f"%{case_no}-{m['code']}-{n}-{os.urandom(1024).hex()}\n".encode()
             answer = client.post(
                 f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
                 files={"file": ("扫描件.pdf", content, "application/pdf")},
