@@ -24,8 +24,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m portal.devrun
 
+# Tests run in PYTEST_WORKERS processes (pytest-xdist; 0 = one process).
+PYTEST_WORKERS ?= 3
 test: $(STAMP) node_modules/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check portal bureau tests bench

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from stdnum.cn import ric, uscc
 
 from portal import migrations
@@ -31,7 +31,37 @@ from portal.settings import Settings
 # Fixtures that start the portal and the back office as real processes.
 pytest_plugins = ["tests.e2e.harness"]
 
-PG_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets a PostgreSQL database of its own
+    (`<name>_gw0`, …): the tests truncate tables between them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
+        hide_password=False
+    )
+
+
+def create_database(url: str) -> None:
+    """CREATE DATABASE if it is missing (CI's server has only `test` at first)."""
+    target = make_url(url)
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            exists = conn.scalar(
+                text("select 1 from pg_database where datname = :name"),
+                {"name": target.database},
+            )
+            if not exists:
+                conn.execute(text(f'create database "{target.database}"'))
+    finally:
+        server.dispose()
+
+
+PG_URL = _worker_database(os.environ.get("PORTAL_TEST_DATABASE_URL", ""))
 IN_CI = bool(os.environ.get("CI"))
 CATALOGUE = Path(os.environ.get("PORTAL_TEST_CATALOGUE", CATALOGUE_FILE))
 PASSWORD = "correct-horse-9"
@@ -52,6 +82,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     are about PostgreSQL: on SQLite they are left out, not skipped, with a printed line.
     CI runs the whole suite a second time on PostgreSQL, where they run."""
     if PG_URL:
+        _leave_out_tests_without_a_database(config, items)
         return
     left = [item for item in items if item.get_closest_marker("postgres")]
     if not left:
@@ -64,6 +95,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"left out on SQLite, {len(left)} PostgreSQL-only tests (they run when "
             "PORTAL_TEST_DATABASE_URL is set, as in CI's second pass): "
             + ", ".join(item.nodeid for item in left)
+        )
+
+
+DATABASE_FIXTURES = {"database_url", "bureau_template_db"}
+
+
+def _leave_out_tests_without_a_database(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass runs every test that reaches a database (the portal's through
+    `database_url`, the back office's through `bureau_template_db`); the others (catalogue
+    data, content sniffing, signing, …) would repeat the SQLite pass byte for byte."""
+    left = [i for i in items if not DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    if not left:
+        return
+    config.hook.pytest_deselected(items=left)
+    items[:] = [i for i in items if DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"left out on PostgreSQL, {len(left)} tests that use no database (they ran on SQLite)"
         )
 
 
@@ -122,6 +172,7 @@ def catalogue_file():
 def template_db(tmp_path_factory, catalogue_file) -> str | None:
     """SQLite: one migrated database with the catalogue, copied for each test."""
     if PG_URL:
+        create_database(PG_URL)
         migrations.upgrade(PG_URL)
         return None
     path = tmp_path_factory.mktemp("template") / "portal.db"

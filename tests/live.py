@@ -71,14 +71,21 @@ class ProcessServer:
         self.proc: subprocess.Popen | None = None
         self.cwd: Path = ROOT
 
-    def start(self) -> ProcessServer:
+    def launch(self) -> ProcessServer:
+        """Start the child without waiting: several servers can boot side by side."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             self.command, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
         )
+        return self
+
+    def wait_up(self) -> ProcessServer:
         wait_until_up(self.url + "/healthz", 60, self.proc)
         return self
+
+    def start(self) -> ProcessServer:
+        return self.launch().wait_up()
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -60,8 +60,7 @@ def token(http: httpx.Client, phone: str) -> dict:
 
 
 def test_a_full_run_writes_no_id_number_or_phone_to_the_log(system):
-    bureau = system.start_bureau()
-    portal = system.start_portal(PORTAL_LOG_JSON="true")
+    portal, bureau = system.start_both(PORTAL_LOG_JSON="true")
     http = portal.http
 
     person = register(http, id_number=ric_ending_in_x(), phone=make_phone())

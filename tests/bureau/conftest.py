@@ -43,7 +43,10 @@ def _postgres_url() -> str:
     if not portal:
         return ""
     url = make_url(portal)
-    return url.set(database=f"{url.database}_bureau").render_as_string(hide_password=False)
+    # Under pytest-xdist, one database per worker: tests truncate between them.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    name = f"{url.database}_bureau" + (f"_{worker}" if worker else "")
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 PG_URL = _postgres_url()

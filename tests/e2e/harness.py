@@ -140,25 +140,37 @@ class System:
         self.bureau_server: ProcessServer | None = None
         self.portal_server: ProcessServer | None = None
 
-    def start_bureau(self, **extra: str) -> Bureau:
+    def _bureau_server(self, **extra: str) -> ProcessServer:
         env = bureau_env(self.tmp, self.portal_url, self.bureau_url, **extra)
         self.bureau_server = ProcessServer(
             [str(BIN / "bureau"), "serve", "--port", str(self.bureau_port)],
             env,
             self.bureau_port,
             self.tmp / "bureau.log",
-        ).start()
-        return Bureau(self.bureau_server)
+        )
+        return self.bureau_server
 
-    def start_portal(self, **extra: str) -> Portal:
+    def _portal_server(self, **extra: str) -> ProcessServer:
         env = portal_env(self.tmp, self.database_url, self.bureau_url, self.portal_url, **extra)
         self.portal_server = ProcessServer(
             [str(BIN / "portal"), "serve", "--port", str(self.portal_port)],
             env,
             self.portal_port,
             self.tmp / "portal.log",
-        ).start()
-        return Portal(self.portal_server)
+        )
+        return self.portal_server
+
+    def start_bureau(self, **extra: str) -> Bureau:
+        return Bureau(self._bureau_server(**extra).start())
+
+    def start_portal(self, **extra: str) -> Portal:
+        return Portal(self._portal_server(**extra).start())
+
+    def start_both(self, **portal_extra: str) -> tuple[Portal, Bureau]:
+        """Both sides booting at once (each knows the other's port already)."""
+        bureau = self._bureau_server().launch()
+        portal = self._portal_server(**portal_extra).launch()
+        return Portal(portal.wait_up()), Bureau(bureau.wait_up())
 
     def stop(self) -> None:
         for server in (self.portal_server, self.bureau_server):
@@ -176,6 +188,4 @@ def system(tmp_path, database_url):
 @pytest.fixture
 def running(system):
     """Both sides up; returns (portal, bureau)."""
-    bureau = system.start_bureau()
-    portal = system.start_portal()
-    return portal, bureau
+    return system.start_both()

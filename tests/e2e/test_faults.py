@@ -76,7 +76,9 @@ def _post(portal_url: str, body: bytes, header: str | None) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if header is not None:
         headers["X-Bureau-Signature"] = header
-    return httpx.post(portal_url + "/api/bureau/v1/events", content=body, headers=headers)
+    return httpx.post(
+        portal_url + "/api/bureau/v1/events", content=body, headers=headers, timeout=30
+    )
 
 
 def test_bad_callbacks_leave_the_case_unchanged(running):
