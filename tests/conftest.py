@@ -32,7 +32,6 @@ from portal.settings import Settings
 pytest_plugins = ["tests.e2e.harness"]
 
 
-
 def _worker_database(url: str) -> str:
     """Under pytest-xdist each worker gets a PostgreSQL database of its own
     (`<name>_gw0`, …): the tests truncate tables between them."""
@@ -40,9 +39,7 @@ def _worker_database(url: str) -> str:
     if not url or not worker:
         return url
     parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
 
 
 def create_database(url: str) -> None:
