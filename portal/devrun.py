@@ -135,6 +135,10 @@ def main() -> int:
             print("  演示身份 Demo identities (choose one on its login page, type the password):")
             for identity in _demo_identities():
                 print(f"    {identity}")
+            print(
+                "  Register with a phone (the SMS code is printed here) to draft and pre-review;"
+                "\n  formal submission needs 统一身份认证 level ≥ 2: sign in there with one above."
+            )
             print("  Data under ./var; stop with Ctrl-C.")
         else:
             print("  The servers did not come up within 60 s; see the messages above.")

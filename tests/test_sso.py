@@ -411,3 +411,164 @@ def test_a_platform_that_cannot_be_reached_is_a_calm_503(tmp_path, database_url)
 
 def test_me_needs_a_token(stack):
     assert httpx.get(f"{stack.url}/api/v1/me").status_code == 401
+
+
+# --- the identity rule of formal submission (identity.md, "Rules the portal keeps") -------
+
+
+def _api(stack: Stack, token: str):
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=stack.url, headers=headers, timeout=30)
+
+
+def _ready_case(api: httpx.Client, *, prereview: bool) -> tuple[str, dict]:
+    """A case of an item with (or without) 网上预审, every field and required file in."""
+    from tests.conftest import PDF_BYTES, valid_form
+
+    for summary in api.get("/api/v1/items").json()["items"]:
+        if summary["prereview"] == prereview and summary["online"]:
+            break
+    item = api.get(f"/api/v1/items/{summary['code']}").json()
+    answer = api.post("/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)})
+    assert answer.status_code == 201, answer.text
+    case_no = answer.json()["case_no"]
+    for m in item["materials"]:
+        if m["required"]:
+            upload = api.post(
+                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
+                files={"file": ("扫描件.pdf", PDF_BYTES, "application/pdf")},
+            )
+            assert upload.status_code == 201, upload.text
+    return case_no, item
+
+
+def _submitted_events(stack: Stack, case_no: str) -> list[dict]:
+    with stack.app.state.db.session() as s:
+        rows = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.case_no == case_no, OutboxMessage.event_type == "case.submitted"
+            )
+        ).all()
+        return [json.loads(r.payload) for r in rows]
+
+
+def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(stack):
+    lina = BY_KEY["lina"]
+    # An account that only typed its name and number in, with lina's phone.
+    person = stack.register(phone=lina.phone, name=lina.name, id_number=lina.id_number)
+    api = _api(stack, stack.token(person["phone"]).json()["token"])
+    case_no, _ = _ready_case(api, prereview=False)
+
+    refused = api.post(f"/api/v1/cases/{case_no}/submission")
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "verification_required"
+    assert "统一身份认证" in error["message"] and "2 级" in error["message"]
+    assert api.get(f"/api/v1/cases/{case_no}").json()["status"] == "draft"
+    assert _submitted_events(stack, case_no) == []
+
+    # The check-your-answers page says so before the button, with the way to verify.
+    browser = stack.browser()
+    page = browser.post(
+        "/login",
+        data={
+            "phone": person["phone"],
+            "password": PASSWORD,
+            "csrf_token": _csrf(browser.get("/login").text),
+        },
+    )
+    review = browser.get(f"/cases/{case_no}/review")
+    assert "提交前请先核验身份" in review.text
+    assert f"/login/sso?next=/cases/{case_no}/review" in review.text.replace("%2F", "/")
+    pressed = browser.post(f"/cases/{case_no}/submission", data={"csrf_token": _csrf(review.text)})
+    assert pressed.status_code == 403 and "error-summary" in pressed.text
+    assert "统一身份认证" in pressed.text
+
+    # Signing in through the platform links this account (same phone) and verifies it.
+    browser, page = sso_login(stack, "lina", browser, next=f"/cases/{case_no}/review")
+    assert page.status_code == 200 and str(page.url).endswith(f"/cases/{case_no}/review")
+    assert "提交前请先核验身份" not in page.text
+    accepted = api.post(f"/api/v1/cases/{case_no}/submission")
+    assert accepted.status_code == 202, accepted.text
+    (event,) = _submitted_events(stack, case_no)
+    verified = event["data"]["applicant"]["verified"]
+    assert (verified["by"], verified["level"]) == ("sso", lina.level)
+
+
+def test_a_number_taken_back_by_its_owner_stops_the_other_accounts_draft(stack):
+    wangfang = BY_KEY["wangfang"]
+    typed = stack.register(id_number=wangfang.id_number)  # another phone, her number
+    api = _api(stack, stack.token(typed["phone"]).json()["token"])
+    case_no, _ = _ready_case(api, prereview=True)
+    sso_login(stack, "wangfang")  # the owner signs in: the number moves to her account
+    refused = api.post(f"/api/v1/cases/{case_no}/prereview")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "verification_required"
+    assert api.get(f"/api/v1/cases/{case_no}").json()["status"] == "draft"  # kept
+
+
+def test_prereview_needs_a_proven_phone_where_registration_proves_phones(tmp_path, database_url):
+    """Accounts from before SMS codes (no proven phone) prove it once by a code login."""
+    from tests.conftest import DEV_CODES
+
+    settings = Settings(
+        data_dir=tmp_path / "p",
+        database_url=database_url,
+        secret_key="test-secret-key-" + "x" * 32,
+        bureau_url="http://bureau.invalid",
+        bureau_secret="test-bureau-secret",
+        dispatcher=False,
+        register_needs_code=False,
+    ).prepare()
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(settings)) as old:
+        person = {
+            "kind": "person",
+            "name": "赵旧",
+            "id_number": make_ric(),
+            "phone": make_phone(),
+            "password": PASSWORD,
+        }
+        assert old.post("/api/v1/accounts", json=person).status_code == 201
+    settings.register_needs_code = True
+    with TestClient(create_app(settings)) as client:
+        token = client.post(
+            "/api/v1/tokens", json={"phone": person["phone"], "password": PASSWORD}
+        ).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        item = next(
+            client.get(f"/api/v1/items/{s['code']}").json()
+            for s in client.get("/api/v1/items").json()["items"]
+            if s["prereview"] and s["online"]
+        )
+        case_no = client.post(
+            "/api/v1/cases", json={"item_code": item["code"]}, headers=auth
+        ).json()["case_no"]
+        refused = client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "verification_required"
+        assert "短信验证码" in refused.json()["error"]["message"]
+        assert client.get("/api/v1/me", headers=auth).json()["verified"] is None
+
+        before = len(DEV_CODES.codes)
+        sent = client.post(
+            "/api/v1/verifications", json={"phone": person["phone"], "purpose": "login"}
+        )
+        assert sent.status_code == 202 and len(DEV_CODES.codes) > before
+        token = client.post(
+            "/api/v1/tokens", json={"phone": person["phone"], "code": DEV_CODES.codes[-1]}
+        ).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        me = client.get("/api/v1/me", headers=auth).json()
+        assert (me["verified"]["by"], me["verified"]["level"]) == ("sms", 1)
+        # Past the identity rule now: what is left is the case's own content (422).
+        assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 422
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)

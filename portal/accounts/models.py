@@ -39,15 +39,24 @@ class Account(Base):
     sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     @property
+    def trust_level(self) -> int:
+        """identity.md: the platform's level when verified there, 1 for a proven phone."""
+        if self.verified_by == "sso" and self.verified_level:
+            return self.verified_level
+        return 1 if self.phone_verified_at is not None else 0
+
+    @property
     def verified(self) -> dict[str, object] | None:
-        """{by, level, at} as the API and the bureau see it, or None while unverified."""
-        if self.verified_by is None or self.verified_at is None:
+        """{by, level, at} as the API and the bureau see it (bureau-protocol.md, "The
+        applicant, as verified"): "sso" with the platform's level, "sms" (level 1) when
+        only the phone was proven; None while nothing was."""
+        if self.verified_by is not None and self.verified_at is not None:
+            by, level, at = self.verified_by, self.verified_level, self.verified_at
+        elif self.phone_verified_at is not None:
+            by, level, at = "sms", 1, self.phone_verified_at
+        else:
             return None
-        return {
-            "by": self.verified_by,
-            "level": self.verified_level,
-            "at": self.verified_at.isoformat().replace("+00:00", "Z"),
-        }
+        return {"by": by, "level": level, "at": at.isoformat().replace("+00:00", "Z")}
 
 
 class LoginSession(Base):

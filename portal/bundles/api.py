@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from portal.accounts.filing import Filing
 from portal.api import ApiAccount
 from portal.bundles import service
 from portal.bundles.schemas import (
@@ -30,6 +31,9 @@ AppId = RowId
 
 R401 = {401: {"description": "未登录"}}
 R404 = {404: {"description": "没有该一件事（或申请不属于当前账户）"}}
+R403V = {
+    403: {"description": "verification_required：须先验证手机号码或核验身份，message 说明如何核验"}
+}
 R409 = {409: {"description": "当前状态不允许此操作"}}
 R422 = {422: {"description": "内容有误"}}
 
@@ -191,12 +195,13 @@ def api_remove_file(
     "/bundle-applications/{application_id}/submission",
     status_code=202,
     response_model=ApplicationOut,
-    responses=R401 | R404 | R409 | R422,
+    responses=R401 | R403V | R404 | R409 | R422,
 )
 def api_submit(
     application_id: AppId,
     session: DbSession,
     account: ApiAccount,
+    rule: Filing,
     body: BundleSubmissionIn | None = None,
 ) -> dict:
     """The one submission: drafts go to 网上预审 (or straight in), passed ones go formal."""
@@ -209,6 +214,7 @@ def api_submit(
         session,
         application=application,
         account=account,
+        rule=rule,
         deferred_kinds=commitment.deferred_materials if commitment else [],
         accepted=commitment.accepted if commitment else False,
         gaozhi_items=gaozhi.items if gaozhi else [],

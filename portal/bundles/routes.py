@@ -7,6 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from portal.accounts.filing import Filing, VerificationRequired, identity_notice
 from portal.bundles import pages, service
 from portal.db import DbSession
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
@@ -61,6 +62,10 @@ def start(request: Request, code: str, session: DbSession, account: CurrentAccou
 def _page(request, session, application, account, template="bundles/application.html", **extra):
     status_code = extra.pop("status_code", 200)
     context = pages.application_context(session, application=application, account=account)
+    if template == "bundles/review.html":
+        plan = context["plan"]
+        stage = "formal" if plan.formal or plan.gaozhi else "prereview"
+        context["identity"] = identity_notice(request, account, stage)
     context.update(extra)
     return render(request, template, context, status_code=status_code)
 
@@ -215,7 +220,12 @@ def review_page(request: Request, application_id: str, session: DbSession, accou
 
 @router.post("/bundle-applications/{application_id}/submission")
 def submit(
-    request: Request, application_id: str, session: DbSession, account: LoggedIn, form: CsrfForm
+    request: Request,
+    application_id: str,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+    rule: Filing,
 ):
     application = service.get_own_application(
         session, account=account, application_id=_id(application_id), for_update=True
@@ -231,12 +241,13 @@ def submit(
             session,
             application=application,
             account=account,
+            rule=rule,
             deferred_kinds=ticked["deferred"],
             accepted=ticked["commitment_accepted"],
             gaozhi_items=ticked["gaozhi"],
             gaozhi_accepted=ticked["gaozhi_accepted"],
         )
-    except Invalid as exc:
+    except (Invalid, VerificationRequired) as exc:
         session.rollback()
         return _page(
             request,
@@ -246,7 +257,8 @@ def submit(
             "bundles/review.html",
             errors=exc.fields or {"submit": exc.message},
             error_message=exc.message,
-            status_code=422,
+            status_code=exc.status,
+            verification_required=isinstance(exc, VerificationRequired),
             values=ticked,  # ticked boxes come back ticked
         )
     moved = len(plan.prereview) + len(plan.formal) + len(plan.gaozhi)

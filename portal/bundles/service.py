@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.accounts.filing import FilingRule
 from portal.accounts.models import Account
 from portal.bundles.models import BundleApplication
 from portal.cases import service as cases
@@ -556,6 +557,7 @@ def submit_application(
     *,
     application: BundleApplication,
     account: Account,
+    rule: FilingRule,
     deferred_kinds: list[str] | None = None,
     accepted: bool = False,
     gaozhi_items: list[str] | None = None,
@@ -583,9 +585,11 @@ def submit_application(
     plan = plan_submission(linked, items, chosen_gaozhi)
     if plan.empty:
         raise Conflict("目前没有可以提交的事项：请等待网上预审结果，或到办件页面补正。")
+    # The identity rule once for the whole bundle, before any case moves.
+    rule.check(account, "formal" if plan.formal or plan.gaozhi else "prereview")
     for case, item in plan.prereview:
         try:
-            cases.submit_for_prereview(session, case=case, account=account)
+            cases.submit_for_prereview(session, case=case, account=account, rule=rule)
         except Invalid as exc:
             errors |= _bundle_errors(exc, item, groups)
     for case, item in plan.formal:
@@ -600,14 +604,24 @@ def submit_application(
         ]
         try:
             cases.submit_formally(
-                session, case=case, account=account, deferred=deferred, accepted=accepted
+                session,
+                case=case,
+                account=account,
+                rule=rule,
+                deferred=deferred,
+                accepted=accepted,
             )
         except Invalid as exc:
             errors |= _bundle_errors(exc, item, groups)
     for case, item in plan.gaozhi:
         try:
             cases.submit_formally(
-                session, case=case, account=account, accepted=gaozhi_accepted, kind="gaozhi"
+                session,
+                case=case,
+                account=account,
+                rule=rule,
+                accepted=gaozhi_accepted,
+                kind="gaozhi",
             )
         except Invalid as exc:
             found = _bundle_errors(exc, item, groups)

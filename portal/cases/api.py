@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from portal.accounts.filing import Filing
 from portal.api import ApiAccount
 from portal.cases import service
 from portal.cases.schemas import (
@@ -25,6 +26,10 @@ router = APIRouter(prefix="/api/v1", tags=["cases"])
 
 R401 = {401: {"description": "未登录"}}
 R404 = {404: {"description": "没有该办件（或不属于当前账户）"}}
+# identity.md: pre-review needs a proven phone, formal submission level ≥ 2.
+R403V = {
+    403: {"description": "verification_required：须先验证手机号码或核验身份，message 说明如何核验"}
+}
 R409 = {409: {"description": "当前状态不允许此操作"}}
 R422 = {422: {"description": "内容有误"}}
 
@@ -149,12 +154,12 @@ def api_delete_file(
     "/cases/{case_no}/prereview",
     status_code=202,
     response_model=CaseOut,
-    responses=R401 | R404 | R409 | R422,
+    responses=R401 | R403V | R404 | R409 | R422,
 )
-def api_prereview(case_no: str, session: DbSession, account: ApiAccount) -> dict:
+def api_prereview(case_no: str, session: DbSession, account: ApiAccount, rule: Filing) -> dict:
     """Submit for 网上预审 (again after a return)."""
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    service.submit_for_prereview(session, case=case, account=account)
+    service.submit_for_prereview(session, case=case, account=account, rule=rule)
     return _view(session, case)
 
 
@@ -162,10 +167,14 @@ def api_prereview(case_no: str, session: DbSession, account: ApiAccount) -> dict
     "/cases/{case_no}/submission",
     status_code=202,
     response_model=CaseOut,
-    responses=R401 | R404 | R409 | R422,
+    responses=R401 | R403V | R404 | R409 | R422,
 )
 def api_submission(
-    case_no: str, session: DbSession, account: ApiAccount, body: SubmissionIn | None = None
+    case_no: str,
+    session: DbSession,
+    account: ApiAccount,
+    rule: Filing,
+    body: SubmissionIn | None = None,
 ) -> dict:
     """Formal 不见面 submission; deferrable materials may be missing under a commitment (容缺)."""
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
@@ -174,6 +183,7 @@ def api_submission(
         session,
         case=case,
         account=account,
+        rule=rule,
         deferred=commitment.deferred_materials if commitment else [],
         accepted=commitment.accepted if commitment else False,
         kind=commitment.kind if commitment else "rongque",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from portal.accounts.filing import Filing, VerificationRequired, identity_notice
 from portal.cases import pages, service, states
 from portal.cases.models import Case
 from portal.cases.uploads import upload_to_case
@@ -39,7 +40,11 @@ def _item(session, case) -> Item:
 
 def _page(request: Request, session, case, account, template: str = "cases/case.html", **extra):
     status_code = extra.pop("status_code", 200)
-    context = pages.case_context(session, case=case, item=_item(session, case), account=account)
+    item = _item(session, case)
+    context = pages.case_context(session, case=case, item=item, account=account)
+    if template == "cases/review.html":
+        first = item.prereview and case.status in (states.DRAFT, states.RETURNED)
+        context["identity"] = identity_notice(request, account, "prereview" if first else "formal")
     context.update(extra)
     return render(request, template, context, status_code=status_code)
 
@@ -267,6 +272,7 @@ def _review_with_errors(
         errors=exc.fields or {"submit": exc.message},
         error_message=exc.message,
         status_code=exc.status,
+        verification_required=isinstance(exc, VerificationRequired),
         request_kind=kind,
         values=values or {},  # ticked boxes come back ticked
     )
@@ -274,12 +280,17 @@ def _review_with_errors(
 
 @router.post("/cases/{case_no}/prereview")
 def submit_prereview(
-    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+    request: Request,
+    case_no: str,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+    rule: Filing,
 ):
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
     try:
-        service.submit_for_prereview(session, case=case, account=account)
-    except Invalid as exc:
+        service.submit_for_prereview(session, case=case, account=account, rule=rule)
+    except (Invalid, VerificationRequired) as exc:
         session.rollback()
         return _review_with_errors(request, session, case, account, exc)
     return redirect(f"/cases/{case.case_no}/submitted")
@@ -287,7 +298,12 @@ def submit_prereview(
 
 @router.post("/cases/{case_no}/submission")
 def submit_formal(
-    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+    request: Request,
+    case_no: str,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+    rule: Filing,
 ):
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
     deferred = [v for v in form.getlist("deferred") if isinstance(v, str)]
@@ -297,11 +313,12 @@ def submit_formal(
             session,
             case=case,
             account=account,
+            rule=rule,
             deferred=deferred,
             accepted=form.get("gaozhi_accepted" if gaozhi else "commitment_accepted") == "true",
             kind="gaozhi" if gaozhi else "rongque",
         )
-    except Invalid as exc:
+    except (Invalid, VerificationRequired) as exc:
         session.rollback()
         ticked = {
             "deferred": deferred,

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from portal.accounts.filing import FilingRule
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.forms import clean_form, display_value, missing_fields
@@ -27,7 +28,7 @@ from portal.clock import (
     working_days_left,
 )
 from portal.delivery.models import Delivery
-from portal.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.errors import Conflict, Invalid, NotFound
 from portal.materials.models import CaseFile
 from portal.ratings.models import Rating
 
@@ -202,14 +203,8 @@ def missing_materials(
 
 
 def _applicant(account: Account) -> dict[str, Any]:
-    if account.id_number is None:
-        # Its verified owner took the number (identity.md): the drafts stay, but nothing
-        # is filed under a number this account does not hold.
-        raise Forbidden(
-            "您账户中的证件号码已由持有人本人通过统一身份认证核验并移除，"
-            "不能再以该号码提交。请通过统一身份认证登录后办理。",
-            code="verification_required",
-        )
+    if account.id_number is None:  # FilingRule.check refused it before; never file it
+        FilingRule(phone_proof=False, sso=False).check(account, "prereview")
     applicant: dict[str, Any] = {
         "kind": account.kind,
         "name": account.name,
@@ -340,7 +335,9 @@ def _submission_data(
     return data, blobs
 
 
-def submit_for_prereview(session: Session, *, case: Case, account: Account) -> Case:
+def submit_for_prereview(
+    session: Session, *, case: Case, account: Account, rule: FilingRule
+) -> Case:
     """Send the case to 网上预审: first round from a draft, next round after a return."""
     item = session.get(Item, case.item_code)
     assert item is not None
@@ -351,6 +348,7 @@ def submit_for_prereview(session: Session, *, case: Case, account: Account) -> C
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能提交预审。",
             code="wrong_status",
         )
+    rule.check(account, "prereview")
     files = files_by_material(session, case=case)
     errors = missing_fields(item.fields, case.form) | missing_materials(
         item, files, allow_deferrable=True, skip=set(case.provided_materials or {})
@@ -380,6 +378,7 @@ def submit_formally(
     *,
     case: Case,
     account: Account,
+    rule: FilingRule,
     deferred: list[str] | None = None,
     accepted: bool = False,
     kind: str = "rongque",
@@ -405,6 +404,7 @@ def submit_formally(
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能正式提交。",
             code="wrong_status",
         )
+    rule.check(account, "formal")
     files = files_by_material(session, case=case)
     deferred = list(dict.fromkeys(deferred or []))
     errors: dict[str, str] = {}
