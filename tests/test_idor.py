@@ -37,6 +37,7 @@ OWNED = {
     "consultation_id",
     "message_id",
     "document_no",
+    "authorisation_id",
 }
 # Catalogue identifiers anyone may read (items, bundles, material codes and kinds, divisions).
 PUBLIC = {"code", "kind", "material_code"}
@@ -160,6 +161,22 @@ def owner(app, client, db):
         ).first()
     assert message_id is not None, "a bureau decision leaves a message for its applicant"
     ids["message_id"] = message_id
+    # An authorisation (委托授权) A's account granted: written directly, since granting
+    # needs a platform-verified legal person (tests/test_authorisations.py does that).
+    from datetime import date
+
+    from portal.accounts.models import Authorisation
+
+    with db.session(write=True) as session, session.begin():
+        granted = Authorisation(
+            enterprise_id=person["account_id"],
+            agent_id=person["account_id"],
+            items=None,
+            valid_to=date(2027, 12, 31),
+        )
+        session.add(granted)
+        session.flush()
+        ids["authorisation_id"] = granted.id
     ids["document_no"] = "武审受〔2026〕1号"  # A's case; B must get 404 exactly as for none
     ids["token"] = FORGED_TOKEN
 

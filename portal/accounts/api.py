@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from portal.accounts import service
-from portal.accounts.schemas import AccountCreatedOut, AccountIn, MeOut, TokenIn, TokenOut
+from portal.accounts import authorisations, service
+from portal.accounts.schemas import (
+    AccountCreatedOut,
+    AccountIn,
+    AuthorisationIn,
+    AuthorisationListOut,
+    AuthorisationOut,
+    MeOut,
+    TokenIn,
+    TokenOut,
+)
 from portal.api import ApiAccount, bearer_token
-from portal.db import DbSession
+from portal.db import DbSession, RowId
 from portal.errors import Invalid
 from portal.security import mask_id, mask_phone
 from portal.verification.service import CodeProof
@@ -98,23 +107,67 @@ def api_revoke_token(request: Request, session: DbSession) -> Response:
 
 
 @router.get("/me", response_model=MeOut, responses={401: {"description": "未登录"}})
-def api_me(account: ApiAccount) -> dict:
+def api_me(account: ApiAccount, session: DbSession) -> dict:
     """Who the caller is, how that was proven, and the subjects it may act for."""
-    masked = mask_id(account.id_number)
     return {
         "account_id": account.id,
         "kind": account.kind,
         "name": account.name,
-        "id_number": masked,
+        "id_number": mask_id(account.id_number),
         "phone": mask_phone(account.phone),
         "verified": account.verified,
-        # Itself only until authorisations (委托授权) exist: then every enterprise too.
+        # Itself, then every enterprise that authorised it (委托授权) and still does.
         "subjects": [
             {
-                "kind": account.kind,
-                "name": account.name,
-                "id_number": masked,
-                "authorisation_id": None,
+                "kind": subject.kind,
+                "name": subject.name,
+                "id_number": mask_id(subject.id_number),
+                "authorisation_id": auth.id if auth else None,
             }
+            for subject, auth in authorisations.subjects(session, account=account)
         ],
     }
+
+
+@router.get(
+    "/authorisations",
+    response_model=AuthorisationListOut,
+    responses={401: {"description": "未登录"}},
+)
+def api_authorisations(account: ApiAccount, session: DbSession) -> dict:
+    """Those a legal person granted, or those a person holds as agent (经办人)."""
+    return {"authorisations": authorisations.listed(session, account=account)}
+
+
+@router.post(
+    "/authorisations",
+    status_code=201,
+    response_model=AuthorisationOut,
+    responses={
+        401: {"description": "未登录"},
+        403: {"description": "只有 2 级及以上核验的法人账户才能授权"},
+        404: {"description": "没有使用该手机号码的个人账户"},
+        422: {"description": "内容有误"},
+    },
+)
+def api_grant(body: AuthorisationIn, account: ApiAccount, session: DbSession) -> dict:
+    """A legal person authorises an agent: for all items or a list of codes, until a date."""
+    auth = authorisations.grant(
+        session,
+        enterprise=account,
+        agent_phone=body.agent_phone,
+        items=body.items,
+        valid_to=body.valid_to,
+    )
+    return next(a for a in authorisations.listed(session, account=account) if a["id"] == auth.id)
+
+
+@router.delete(
+    "/authorisations/{authorisation_id}",
+    status_code=204,
+    responses={401: {"description": "未登录"}, 404: {"description": "没有该授权"}},
+)
+def api_revoke(authorisation_id: RowId, account: ApiAccount, session: DbSession) -> Response:
+    """Revoke at once: the agent's drafts for the enterprise stay but cannot be submitted."""
+    authorisations.revoke(session, enterprise=account, authorisation_id=authorisation_id)
+    return Response(status_code=204)

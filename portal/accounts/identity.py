@@ -43,6 +43,7 @@ class VerifiedIdentity:
     phone: str | None  # the 11-digit number, only when the platform verified it
     agent_name: str | None = None
     agent_id_number: str | None = None
+    legal_rep: str | None = None  # legal persons: cn_legal_rep.name
 
     @property
     def id_type(self) -> str:
@@ -77,7 +78,12 @@ def identity_from_claims(claims: dict[str, Any]) -> VerifiedIdentity:
         op_name, op_id = operator.get("name"), normalise_id(operator.get("id_number"))
         if isinstance(op_name, str) and op_name.strip() and not id_problem("person", op_id):
             agent_name, agent_id = op_name.strip()[:50], op_id
+    legal_rep = None
+    rep = claims.get("cn_legal_rep")
+    if kind == "enterprise" and isinstance(rep, dict) and isinstance(rep.get("name"), str):
+        legal_rep = rep["name"].strip()[:50] or None
     return VerifiedIdentity(
+        legal_rep=legal_rep,
         sub=sub,
         kind=kind,
         name=name.strip(),
@@ -143,6 +149,8 @@ def sign_in_verified(session: Session, *, identity: VerifiedIdentity) -> tuple[A
     account.id_type = identity.id_type
     account.id_number = identity.id_number
     account.name = identity.name
+    if identity.kind == "enterprise" and identity.legal_rep:
+        account.legal_rep_name = identity.legal_rep
     if identity.kind == "enterprise" and identity.agent_name:
         account.agent_name = identity.agent_name
         account.agent_id_number = identity.agent_id_number

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,6 +38,8 @@ class Account(Base):
     verified_at: Mapped[datetime | None]
     # The platform's `sub`: the next sign-in finds this account whatever else changed.
     sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Legal persons: the legal representative (法定代表人) the platform named (cn_legal_rep).
+    legal_rep_name: Mapped[str | None] = mapped_column(String(50))
 
     @property
     def trust_level(self) -> int:
@@ -83,3 +86,23 @@ class ThrottleBucket(Base):
     window_start: Mapped[datetime]
     failures: Mapped[int] = mapped_column(default=0)
     blocked_until: Mapped[datetime | None]
+
+
+class Authorisation(Base):
+    """委托授权: a legal person lets a natural person (经办人) file for it (identity.md).
+
+    `items` is None for every item, else a list of item codes; valid through
+    `valid_to` (a date in China Standard Time) unless revoked earlier.
+    """
+
+    __tablename__ = "authorisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    items: Mapped[list[Any] | None]
+    valid_to: Mapped[date]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

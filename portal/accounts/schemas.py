@@ -66,3 +66,33 @@ class MeOut(BaseModel):
     phone: str = Field(description="masked")
     verified: VerifiedOut | None
     subjects: list[SubjectOut]
+
+
+class AuthorisationIn(BaseModel):
+    agent_phone: str = Field(max_length=20)
+    items: str | list[str] = Field(description='"all", or item codes')
+    valid_to: str = Field(max_length=10, description="YYYY-MM-DD, China Standard Time")
+
+
+class AgentOut(BaseModel):
+    name: str
+    phone: str = Field(description="masked")
+
+
+class EnterpriseOut(BaseModel):
+    name: str
+    id_number: str = Field(description="masked")
+
+
+class AuthorisationOut(BaseModel):
+    id: int
+    agent: AgentOut
+    enterprise: EnterpriseOut
+    items: str | list[str]
+    valid_to: str
+    revoked_at: str | None
+    valid: bool
+
+
+class AuthorisationListOut(BaseModel):
+    authorisations: list[AuthorisationOut]

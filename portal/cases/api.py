@@ -39,10 +39,25 @@ def _view(session, case) -> dict:
     return service.case_view(session, case=case, item=item)
 
 
-@router.post("/cases", status_code=201, response_model=CaseOut, responses=R401 | R404 | R409 | R422)
+R403A = {403: {"description": "not_authorised：没有代该单位办理该事项的有效授权"}}
+
+
+@router.post(
+    "/cases",
+    status_code=201,
+    response_model=CaseOut,
+    responses=R401 | R403A | R404 | R409 | R422,
+)
 def api_create_case(body: CaseCreateIn, session: DbSession, account: ApiAccount) -> dict:
-    """Create a draft for an item; `form` may be partial."""
-    case = service.create_case(session, account=account, item_code=body.item_code, form=body.form)
+    """Create a draft for an item; `form` may be partial; `on_behalf_of` files it for an
+    enterprise that authorised the caller (委托授权)."""
+    case = service.create_case(
+        session,
+        account=account,
+        item_code=body.item_code,
+        form=body.form,
+        on_behalf_of=body.on_behalf_of,
+    )
     return _view(session, case)
 
 

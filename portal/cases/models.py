@@ -20,6 +20,10 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_no: Mapped[str] = mapped_column(String(20), unique=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Filed by an agent (account_id) for an enterprise under an authorisation: the
+    # enterprise is the applicant and sees the case too (identity.md, 委托授权).
+    on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    authorisation_id: Mapped[int | None] = mapped_column(ForeignKey("authorisations.id"))
     item_code: Mapped[str] = mapped_column(ForeignKey("items.code"), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True, default="draft")
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -68,7 +72,7 @@ class Case(Base):
         ForeignKey("bundle_applications.id", ondelete="SET NULL"), index=True
     )
 
-    account: Mapped[Account] = relationship(lazy="raise")
+    account: Mapped[Account] = relationship(foreign_keys=[account_id], lazy="raise")
     item: Mapped[Item] = relationship(lazy="raise")
 
 

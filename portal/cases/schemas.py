@@ -13,6 +13,11 @@ class CaseCreateIn(BaseModel):
     form: dict[str, Any] = Field(
         default_factory=dict, description="field name -> value; may be partial"
     )
+    on_behalf_of: str | None = Field(
+        default=None,
+        max_length=18,
+        description="a USCC of the caller's `subjects` (GET /api/v1/me): file for that enterprise",
+    )
 
 
 class CasePatchIn(BaseModel):

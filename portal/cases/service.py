@@ -7,11 +7,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from portal.accounts import authorisations
 from portal.accounts.filing import FilingRule
 from portal.accounts.models import Account
 from portal.cases import states
@@ -73,7 +74,7 @@ def get_own_case(
     """The account's case; another account's case is 404 exactly like a missing one."""
     if "\x00" in case_no:  # PostgreSQL refuses NUL in text: a 404, not a 500
         raise NotFound(NOT_FOUND_MESSAGE, code="case_not_found")
-    query = select(Case).where(Case.case_no == case_no, Case.account_id == account.id)
+    query = select(Case).where(Case.case_no == case_no, _visible_to(account))
     if for_update and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     case = session.scalars(query).first()
@@ -82,10 +83,15 @@ def get_own_case(
     return case
 
 
+def _visible_to(account: Account):
+    """The account's cases: those it filed, and those an agent filed in its name."""
+    return or_(Case.account_id == account.id, Case.on_behalf_of_id == account.id)
+
+
 def list_own_cases(session: Session, *, account: Account) -> list[Case]:
     query = (
         select(Case)
-        .where(Case.account_id == account.id, Case.status != states.WITHDRAWN)
+        .where(_visible_to(account), Case.status != states.WITHDRAWN)
         .order_by(Case.created_at.desc(), Case.id.desc())
     )
     return list(session.scalars(query))
@@ -104,17 +110,33 @@ def list_withdrawn_cases(session: Session, *, account: Account) -> list[Case]:
 
 
 def create_case(
-    session: Session, *, account: Account, item_code: str, form: dict[str, Any] | None = None
+    session: Session,
+    *,
+    account: Account,
+    item_code: str,
+    form: dict[str, Any] | None = None,
+    on_behalf_of: str | None = None,
 ) -> Case:
-    """A new draft for an item that can be applied for online."""
+    """A new draft for an item that can be applied for online; `on_behalf_of` (a USCC
+    of the account's subjects) files it for that enterprise under its authorisation."""
     item = get_item(session, code=item_code)
     if not item.online:
         raise Conflict("该事项暂不支持网上申请，请到窗口办理。", code="not_online")
+    enterprise = authorisation = None
+    if on_behalf_of:
+        enterprise, authorisation = authorisations.authorisation_for(
+            session, agent=account, uscc=on_behalf_of, item_code=item.code
+        )
     values, errors = clean_form(item.fields, form or {}, partial=True)
     if errors:
         raise Invalid(errors)
     case = Case(
-        case_no=next_case_no(session), account_id=account.id, item_code=item.code, form=values
+        case_no=next_case_no(session),
+        account_id=account.id,
+        item_code=item.code,
+        form=values,
+        on_behalf_of_id=enterprise.id if enterprise else None,
+        authorisation_id=authorisation.id if authorisation else None,
     )
     session.add(case)
     session.flush()
@@ -200,6 +222,44 @@ def missing_materials(
             continue
         problems[f"materials.{m['code']}"] = f"请上传“{m['name']}”"
     return problems
+
+
+def check_filing(
+    session: Session, *, case: Case, account: Account, rule: FilingRule, stage: str
+) -> None:
+    """identity.md: who may file this case now (403 verification_required otherwise).
+    A case filed for an enterprise also needs its authorisation still valid, and for
+    formal submission both sides verified at level 2 where a platform exists."""
+    by_agent = case.on_behalf_of_id is not None and account.id == case.account_id
+    rule.check(account, "prereview" if by_agent else stage)
+    if by_agent:
+        authorisations.check_still_authorised(
+            session, case=case, agent=account, need_level=rule.sso and stage == "formal"
+        )
+
+
+def applicant_of(session: Session, *, case: Case, account: Account) -> dict[str, Any]:
+    """`applicant` of case.submitted / case.corrected: the enterprise and its agent under
+    the authorisation, or the account itself (bureau-protocol.md v1.1)."""
+    if not case.on_behalf_of_id:
+        return _applicant(account)
+    enterprise = session.get(Account, case.on_behalf_of_id)
+    auth = session.get(authorisations.Authorisation, case.authorisation_id)
+    agent = session.get(Account, case.account_id)
+    assert enterprise is not None and auth is not None and agent is not None
+    applicant = _applicant(enterprise)
+    applicant["agent"] = {
+        "name": agent.name,
+        "id_number": agent.id_number,
+        "phone": agent.phone,
+        "verified": agent.verified,
+        "authorisation": {
+            "id": auth.id,
+            "granted_by": enterprise.legal_rep_name or enterprise.name,
+            "valid_to": auth.valid_to.isoformat(),
+        },
+    }
+    return applicant
 
 
 def _applicant(account: Account) -> dict[str, Any]:
@@ -310,7 +370,7 @@ def _submission_data(
         "stage": stage,
         "round": max(1, case.prereview_round),
         "item": {"code": item.code, "name": item.name},
-        "applicant": _applicant(account),
+        "applicant": applicant_of(session, case=case, account=account),
         "form": case.form,
         "materials": materials,
     }
@@ -348,7 +408,7 @@ def submit_for_prereview(
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能提交预审。",
             code="wrong_status",
         )
-    rule.check(account, "prereview")
+    check_filing(session, case=case, account=account, rule=rule, stage="prereview")
     files = files_by_material(session, case=case)
     errors = missing_fields(item.fields, case.form) | missing_materials(
         item, files, allow_deferrable=True, skip=set(case.provided_materials or {})
@@ -404,7 +464,7 @@ def submit_formally(
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能正式提交。",
             code="wrong_status",
         )
-    rule.check(account, "formal")
+    check_filing(session, case=case, account=account, rule=rule, stage="formal")
     files = files_by_material(session, case=case)
     deferred = list(dict.fromkeys(deferred or []))
     errors: dict[str, str] = {}
@@ -519,7 +579,7 @@ def submit_correction(session: Session, *, case: Case, account: Account) -> Case
         event_data={
             "round": case.correction_round,
             # Who hands in, as in case.submitted (v1.1 "The applicant, as verified").
-            "applicant": _applicant(account),
+            "applicant": applicant_of(session, case=case, account=account),
             "materials": materials,
             "form": case.form,
         },
