@@ -19,17 +19,17 @@ from tests.test_sso import _api, _submitted_events, sso_login, stack  # noqa: F4
 LINA, HUIMIN = BY_KEY["lina"], BY_KEY["huimin"]
 
 
-def _code_token(stack, phone: str) -> str:
+def _code_token(on, phone: str) -> str:
     """A bearer token by a `login` SMS code (an account made by SSO has no password)."""
     before = len(DEV_CODES.codes)
     sent = httpx.post(
-        f"{stack.url}/api/v1/verifications", json={"phone": phone, "purpose": "login"}
+        f"{on.url}/api/v1/verifications", json={"phone": phone, "purpose": "login"}
     )
     assert sent.status_code == 202
     # The code leaves right after the answer (a real server): read it from the dev log.
     wait_for(lambda: len(DEV_CODES.codes) > before, seconds=10, what="the dev SMS code")
     answer = httpx.post(
-        f"{stack.url}/api/v1/tokens", json={"phone": phone, "code": DEV_CODES.codes[-1]}
+        f"{on.url}/api/v1/tokens", json={"phone": phone, "code": DEV_CODES.codes[-1]}
     )
     assert answer.status_code == 200, answer.text
     return answer.json()["token"]
