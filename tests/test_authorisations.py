@@ -22,9 +22,7 @@ LINA, HUIMIN = BY_KEY["lina"], BY_KEY["huimin"]
 def _code_token(on, phone: str) -> str:
     """A bearer token by a `login` SMS code (an account made by SSO has no password)."""
     before = len(DEV_CODES.codes)
-    sent = httpx.post(
-        f"{on.url}/api/v1/verifications", json={"phone": phone, "purpose": "login"}
-    )
+    sent = httpx.post(f"{on.url}/api/v1/verifications", json={"phone": phone, "purpose": "login"})
     assert sent.status_code == 202
     # The code leaves right after the answer (a real server): read it from the dev log.
     wait_for(lambda: len(DEV_CODES.codes) > before, seconds=10, what="the dev SMS code")
