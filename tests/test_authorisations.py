@@ -184,3 +184,70 @@ def test_only_a_verified_legal_person_grants_and_bad_grants_say_why(stack):  # n
     assert company.get("/api/v1/authorisations").json()["authorisations"] == []
     ok = company.post("/api/v1/authorisations", json=body)
     assert ok.status_code == 201 and ok.json()["items"] == "all"
+
+
+def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
+    from tests.test_sso import _csrf
+
+    agent_browser, _ = sso_login(stack, "lina")
+    company_browser, _ = sso_login(stack, "huimin")
+    page = company_browser.get("/account/authorisations")
+    assert page.status_code == 200 and "新增授权" in page.text
+
+    # Nothing filled in: 422, a summary at the top and each error next to its field.
+    empty = company_browser.post(
+        "/account/authorisations", data={"csrf_token": _csrf(page.text), "scope": "items"}
+    )
+    assert empty.status_code == 422
+    assert "error-summary" in empty.text
+    for field in ("agent_phone", "items", "valid_to"):
+        assert f'href="#f-{field}"' in empty.text and f'id="f-{field}-error"' in empty.text
+    no_csrf = company_browser.post(
+        "/account/authorisations",
+        data={"scope": "all", "agent_phone": LINA.phone, "valid_to": "2027-06-30"},
+    )
+    assert no_csrf.status_code == 403
+
+    item = _formal_items(_api(stack, _code_token(stack, LINA.phone)), 1)[0]
+    granted = company_browser.post(
+        "/account/authorisations",
+        data={
+            "csrf_token": _csrf(empty.text),
+            "agent_phone": LINA.phone,
+            "scope": "items",
+            "items": item["code"],
+            "valid_to": "2027-06-30",
+        },
+    )
+    assert granted.status_code == 200 and "已授权" in granted.text and LINA.name in granted.text
+
+    # The agent's item page offers the company as 当前办事主体; choosing it files for it.
+    item_page = agent_browser.get(f"/items/{item['code']}")
+    assert f"代 {HUIMIN.name} 办理" in item_page.text
+    created = agent_browser.post(
+        "/cases",
+        data={
+            "csrf_token": _csrf(item_page.text),
+            "item_code": item["code"],
+            "on_behalf_of": HUIMIN.id_number,
+        },
+    )
+    assert created.status_code == 200 and "/form" in str(created.url)
+    case_no = str(created.url).split("/cases/")[1].split("/")[0]
+    review = agent_browser.get(f"/cases/{case_no}/review")
+    assert HUIMIN.name in review.text and "经办人（受托代办）" in review.text
+    assert HUIMIN.id_number not in review.text  # masked on the page
+
+    # Revoked from the company's page: the agent's item page offers only the agent.
+    listing = company_browser.get("/account/authorisations")
+    auth_id = (
+        company_browser.get("/account/authorisations")
+        .text.split("/account/authorisations/")[1]
+        .split("/")[0]
+    )
+    revoked = company_browser.post(
+        f"/account/authorisations/{auth_id}/revoke", data={"csrf_token": _csrf(listing.text)}
+    )
+    assert revoked.status_code == 200 and "已撤销" in revoked.text
+    assert f"代 {HUIMIN.name} 办理" not in agent_browser.get(f"/items/{item['code']}").text
+    assert case_no in company_browser.get("/cases").text  # the draft stays, the company sees it

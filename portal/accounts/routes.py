@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlalchemy import select
 
-from portal.accounts import identity, service
-from portal.db import DbSession
-from portal.errors import Conflict, Invalid, Throttled, Unauthenticated
+from portal.accounts import authorisations, identity, service
+from portal.accounts.filing import VERIFIED_LEVEL
+from portal.db import DbSession, RowId
+from portal.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from portal.verification.service import CodeProof
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render, safe_next
 
@@ -171,3 +173,72 @@ def first_password(request: Request, session: DbSession, account: LoggedIn, form
         )
     flash(request, "密码已设置，今后也可以用手机号码和密码登录。")
     return redirect("/account")
+
+
+# --- 委托授权 (identity.md): a legal person's agents; an agent's enterprises --------------
+
+AUTH_LABELS = {"agent_phone": "经办人手机号码", "items": "授权事项", "valid_to": "授权截止日期"}
+
+
+def _authorisations_page(request, session, account, status_code=200, **extra):
+    from portal.catalogue.models import Item
+
+    items = session.scalars(select(Item).where(Item.online).order_by(Item.code)).all()
+    context = {
+        "rows": authorisations.listed(session, account=account),
+        "items": items,
+        "item_names": {i.code: i.name for i in items},
+        "may_grant": account.kind == "enterprise" and account.trust_level >= VERIFIED_LEVEL,
+        "sso_enabled": _sso(request),
+        "errors": {},
+        "values": {},
+        "labels": AUTH_LABELS,
+        **extra,
+    }
+    return render(request, "accounts/authorisations.html", context, status_code=status_code)
+
+
+@router.get("/account/authorisations")
+def authorisations_page(request: Request, session: DbSession, account: LoggedIn):
+    return _authorisations_page(request, session, account)
+
+
+@router.post("/account/authorisations")
+def grant_authorisation(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
+    scope = _text(form, "scope")
+    chosen = [v for v in form.getlist("items") if isinstance(v, str)]
+    values = {
+        "agent_phone": _text(form, "agent_phone"),
+        "valid_to": _text(form, "valid_to"),
+        "scope": scope,
+        "items": chosen,
+    }
+    try:
+        authorisations.grant(
+            session,
+            enterprise=account,
+            agent_phone=values["agent_phone"],
+            items="all" if scope == "all" else chosen,
+            valid_to=values["valid_to"],
+        )
+    except (Invalid, NotFound) as exc:
+        session.rollback()
+        errors = exc.fields if isinstance(exc, Invalid) else {"agent_phone": exc.message}
+        return _authorisations_page(
+            request, session, account, exc.status, errors=errors, values=values
+        )
+    flash(request, "已授权。经办人登录后，可在申请事项时选择以本单位名义办理。")
+    return redirect("/account/authorisations")
+
+
+@router.post("/account/authorisations/{authorisation_id}/revoke")
+def revoke_authorisation(
+    request: Request,
+    authorisation_id: RowId,
+    session: DbSession,
+    account: LoggedIn,
+    form: CsrfForm,
+):
+    authorisations.revoke(session, enterprise=account, authorisation_id=authorisation_id)
+    flash(request, "已撤销授权。经办人为本单位保存的草稿仍保留，但不能再提交。")
+    return redirect("/account/authorisations")

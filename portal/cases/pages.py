@@ -57,7 +57,14 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         case.status == states.DRAFT and item.prereview
     )
     delivery_open = item.express or bool(item.halls)
+    # Filed by an agent for an enterprise: the enterprise applies, the agent files.
+    applicant, filer = account, None
+    if case.on_behalf_of_id:
+        applicant = session.get(Account, case.on_behalf_of_id) or account
+        filer = session.get(Account, case.account_id)
     return {
+        "applicant": applicant,
+        "filer": filer,
         "case": case,
         "item": item,
         "status_label": states.STATUS_LABELS[case.status],

@@ -70,11 +70,14 @@ def create_case(request: Request, session: DbSession, account: CurrentAccount, f
     item_code = str(form.get("item_code") or "")
     if account is None:
         return redirect(f"/login?next={quote('/items/' + item_code)}")
+    on_behalf_of = str(form.get("on_behalf_of") or "")[:18] or None
     existing = service.untouched_draft(session, account=account, item_code=item_code[:16])
-    if existing is not None:
+    if existing is not None and on_behalf_of is None and existing.on_behalf_of_id is None:
         flash(request, f"您已有该事项的空白草稿（办件编号 {existing.case_no}），请直接填写。")
         return redirect(f"/cases/{existing.case_no}/form")
-    case = service.create_case(session, account=account, item_code=item_code)
+    case = service.create_case(
+        session, account=account, item_code=item_code, on_behalf_of=on_behalf_of
+    )
     flash(request, f"已创建草稿，办件编号 {case.case_no}。填写的内容会自动保存在草稿中。")
     return redirect(f"/cases/{case.case_no}/form")
 

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
+from portal.accounts import authorisations
 from portal.catalogue import service
 from portal.catalogue.schemas import DOMAIN_LABELS
 from portal.db import DbSession
@@ -73,11 +74,19 @@ def list_items(
 @router.get("/items/{code}")
 def item_detail(request: Request, code: str, session: DbSession, account: CurrentAccount):
     item = service.get_item(session, code=code)
+    # An agent (经办人) chooses whom the case is for: itself or an enterprise that
+    # authorised it for this item (委托授权).
+    subjects = []
+    if account is not None:
+        for subject, auth in authorisations.subjects(session, account=account):
+            if auth is None or authorisations.covers(auth, item.code):
+                subjects.append(subject)
     return render(
         request,
         "catalogue/item.html",
         {
             "item": item,
+            "subjects": subjects if len(subjects) > 1 else [],
             "halls": service.halls_of(session, item),
             "domain_label": DOMAIN_LABELS[item.domain],
             "deferrable": [m for m in item.materials if m.get("deferrable")],
