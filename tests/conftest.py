@@ -74,44 +74,37 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+# The PostgreSQL pass runs every test that reaches a database (the portal's through
+# `database_url`, the back office's through `bureau_template_db`); the others (catalogue
+# data, content sniffing, signing, …) would repeat the SQLite pass byte for byte.
+DATABASE_FIXTURES = {"database_url", "bureau_template_db"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `postgres` (several workers with row locks, the scale-out topology)
     are about PostgreSQL: on SQLite they are left out, not skipped, with a printed line.
-    CI runs the whole suite a second time on PostgreSQL, where they run."""
+    CI runs the whole suite a second time on PostgreSQL, where they run, and where the
+    tests that use no database are left out (DATABASE_FIXTURES)."""
     if PG_URL:
-        _leave_out_tests_without_a_database(config, items)
-        return
-    left = [item for item in items if item.get_closest_marker("postgres")]
-    if not left:
-        return
-    config.hook.pytest_deselected(items=left)
-    items[:] = [item for item in items if not item.get_closest_marker("postgres")]
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
+        left = [i for i in items if not DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+        line = (
+            f"left out on PostgreSQL, {len(left)} tests that use no database (they ran on SQLite)"
+        )
+    else:
+        left = [item for item in items if item.get_closest_marker("postgres")]
+        line = (
             f"left out on SQLite, {len(left)} PostgreSQL-only tests (they run when "
             "PORTAL_TEST_DATABASE_URL is set, as in CI's second pass): "
             + ", ".join(item.nodeid for item in left)
         )
-
-
-DATABASE_FIXTURES = {"database_url", "bureau_template_db"}
-
-
-def _leave_out_tests_without_a_database(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL pass runs every test that reaches a database (the portal's through
-    `database_url`, the back office's through `bureau_template_db`); the others (catalogue
-    data, content sniffing, signing, …) would repeat the SQLite pass byte for byte."""
-    left = [i for i in items if not DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
     if not left:
         return
     config.hook.pytest_deselected(items=left)
-    items[:] = [i for i in items if DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    gone = set(map(id, left))
+    items[:] = [item for item in items if id(item) not in gone]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(
-            f"left out on PostgreSQL, {len(left)} tests that use no database (they ran on SQLite)"
-        )
+        reporter.write_line(line)
 
 
 # --- identity numbers that pass their check digits ----------------------------------------

@@ -12,9 +12,9 @@ from __future__ import annotations
 import httpx
 
 from idp.identities import BY_KEY
-from tests.conftest import DEV_CODES, PDF_BYTES, make_uscc, valid_form
+from tests.conftest import DEV_CODES, csrf_of, make_uscc
 from tests.e2e.harness import wait_for
-from tests.test_sso import _api, _submitted_events, sso_login, stack  # noqa: F401
+from tests.test_sso import _api, _fill, _submitted_events, sso_login, stack  # noqa: F401
 
 LINA, HUIMIN = BY_KEY["lina"], BY_KEY["huimin"]
 
@@ -41,17 +41,6 @@ def _formal_items(api: httpx.Client, n: int) -> list[dict]:
     ]
     assert len(codes) > n, "the catalogue needs items without pre-review"
     return [api.get(f"/api/v1/items/{c}").json() for c in codes[: n + 1]]
-
-
-def _fill(api: httpx.Client, case_no: str, item: dict) -> None:
-    assert api.patch(f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}).status_code == 200
-    for m in item["materials"]:
-        if m["required"]:
-            answer = api.post(
-                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
-                files={"file": ("扫描件.pdf", PDF_BYTES, "application/pdf")},
-            )
-            assert answer.status_code == 201, answer.text
 
 
 def test_an_enterprise_authorises_an_agent_who_files_for_it_until_revoked(stack):  # noqa: F811
@@ -187,8 +176,6 @@ def test_only_a_verified_legal_person_grants_and_bad_grants_say_why(stack):  # n
 
 
 def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
-    from tests.test_sso import _csrf
-
     agent_browser, _ = sso_login(stack, "lina")
     company_browser, _ = sso_login(stack, "huimin")
     page = company_browser.get("/account/authorisations")
@@ -196,7 +183,7 @@ def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
 
     # Nothing filled in: 422, a summary at the top and each error next to its field.
     empty = company_browser.post(
-        "/account/authorisations", data={"csrf_token": _csrf(page.text), "scope": "items"}
+        "/account/authorisations", data={"csrf_token": csrf_of(page.text), "scope": "items"}
     )
     assert empty.status_code == 422
     assert "error-summary" in empty.text
@@ -212,7 +199,7 @@ def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
     granted = company_browser.post(
         "/account/authorisations",
         data={
-            "csrf_token": _csrf(empty.text),
+            "csrf_token": csrf_of(empty.text),
             "agent_phone": LINA.phone,
             "scope": "items",
             "items": item["code"],
@@ -227,7 +214,7 @@ def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
     created = agent_browser.post(
         "/cases",
         data={
-            "csrf_token": _csrf(item_page.text),
+            "csrf_token": csrf_of(item_page.text),
             "item_code": item["code"],
             "on_behalf_of": HUIMIN.id_number,
         },
@@ -240,13 +227,9 @@ def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
 
     # Revoked from the company's page: the agent's item page offers only the agent.
     listing = company_browser.get("/account/authorisations")
-    auth_id = (
-        company_browser.get("/account/authorisations")
-        .text.split("/account/authorisations/")[1]
-        .split("/")[0]
-    )
+    auth_id = listing.text.split("/account/authorisations/")[1].split("/")[0]
     revoked = company_browser.post(
-        f"/account/authorisations/{auth_id}/revoke", data={"csrf_token": _csrf(listing.text)}
+        f"/account/authorisations/{auth_id}/revoke", data={"csrf_token": csrf_of(listing.text)}
     )
     assert revoked.status_code == 200 and "已撤销" in revoked.text
     assert f"代 {HUIMIN.name} 办理" not in agent_browser.get(f"/items/{item['code']}").text

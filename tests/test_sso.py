@@ -25,7 +25,7 @@ from portal.app import create_app
 from portal.exchange.models import OutboxMessage
 from portal.notifications.models import Message
 from portal.settings import Settings
-from tests.conftest import PASSWORD, make_phone, make_ric
+from tests.conftest import PASSWORD, csrf_of, make_phone, make_ric
 from tests.idp.flow import CLIENT_ID, CLIENT_SECRET, idp_settings, sign_in
 from tests.live import ThreadServer, free_port
 
@@ -421,24 +421,30 @@ def _api(stack: Stack, token: str):
     return httpx.Client(base_url=stack.url, headers=headers, timeout=30)
 
 
-def _ready_case(api: httpx.Client, *, prereview: bool) -> tuple[str, dict]:
-    """A case of an item with (or without) 网上预审, every field and required file in."""
+def _fill(api: httpx.Client, case_no: str, item: dict) -> None:
+    """Every field and every required file of the case in."""
     from tests.conftest import PDF_BYTES, valid_form
 
+    assert api.patch(f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}).status_code == 200
+    for m in item["materials"]:
+        if m["required"]:
+            answer = api.post(
+                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
+                files={"file": ("扫描件.pdf", PDF_BYTES, "application/pdf")},
+            )
+            assert answer.status_code == 201, answer.text
+
+
+def _ready_case(api: httpx.Client, *, prereview: bool) -> tuple[str, dict]:
+    """A case of an item with (or without) 网上预审, every field and required file in."""
     for summary in api.get("/api/v1/items").json()["items"]:
         if summary["prereview"] == prereview and summary["online"]:
             break
     item = api.get(f"/api/v1/items/{summary['code']}").json()
-    answer = api.post("/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)})
+    answer = api.post("/api/v1/cases", json={"item_code": item["code"]})
     assert answer.status_code == 201, answer.text
     case_no = answer.json()["case_no"]
-    for m in item["materials"]:
-        if m["required"]:
-            upload = api.post(
-                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
-                files={"file": ("扫描件.pdf", PDF_BYTES, "application/pdf")},
-            )
-            assert upload.status_code == 201, upload.text
+    _fill(api, case_no, item)
     return case_no, item
 
 
@@ -474,13 +480,15 @@ def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(s
         data={
             "phone": person["phone"],
             "password": PASSWORD,
-            "csrf_token": _csrf(browser.get("/login").text),
+            "csrf_token": csrf_of(browser.get("/login").text),
         },
     )
     review = browser.get(f"/cases/{case_no}/review")
     assert "提交前请先核验身份" in review.text
     assert f"/login/sso?next=/cases/{case_no}/review" in review.text.replace("%2F", "/")
-    pressed = browser.post(f"/cases/{case_no}/submission", data={"csrf_token": _csrf(review.text)})
+    pressed = browser.post(
+        f"/cases/{case_no}/submission", data={"csrf_token": csrf_of(review.text)}
+    )
     assert pressed.status_code == 403 and "error-summary" in pressed.text
     assert "统一身份认证" in pressed.text
 
@@ -564,11 +572,3 @@ def test_prereview_needs_a_proven_phone_where_registration_proves_phones(tmp_pat
         assert (me["verified"]["by"], me["verified"]["level"]) == ("sms", 1)
         # Past the identity rule now: what is left is the case's own content (422).
         assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 422
-
-
-def _csrf(html: str) -> str:
-    import re
-
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)

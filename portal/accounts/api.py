@@ -159,7 +159,7 @@ def api_grant(body: AuthorisationIn, account: ApiAccount, session: DbSession) ->
         items=body.items,
         valid_to=body.valid_to,
     )
-    return next(a for a in authorisations.listed(session, account=account) if a["id"] == auth.id)
+    return authorisations.views(session, [auth])[0]
 
 
 @router.delete(

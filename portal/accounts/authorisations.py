@@ -47,10 +47,9 @@ def grant(
 ) -> Authorisation:
     """A new authorisation; `items` is "all" or item codes."""
     if enterprise.kind != "enterprise" or enterprise.trust_level < VERIFIED_LEVEL:
-        raise Forbidden(
+        raise VerificationRequired(
             "只有通过统一身份认证核验（2 级及以上）的法人账户才能委托经办人。"
-            "请用本单位身份通过统一身份认证登录后再办理。",
-            code="verification_required",
+            "请用本单位身份通过统一身份认证登录后再办理。"
         )
     errors: dict[str, str] = {}
     today = today_cst()
@@ -108,20 +107,10 @@ def revoke(session: Session, *, enterprise: Account, authorisation_id: int) -> A
     return auth
 
 
-def listed(session: Session, *, account: Account) -> list[dict[str, Any]]:
-    """Those an enterprise granted, or those a person holds (citizen-api.md)."""
-    column = Authorisation.enterprise_id if account.kind == "enterprise" else Authorisation.agent_id
-    rows = session.scalars(
-        select(Authorisation).where(column == account.id).order_by(Authorisation.id.desc())
-    ).all()
-    people = {
-        a.id: a
-        for a in session.scalars(
-            select(Account).where(
-                Account.id.in_({r.agent_id for r in rows} | {r.enterprise_id for r in rows})
-            )
-        )
-    }
+def views(session: Session, rows: list[Authorisation]) -> list[dict[str, Any]]:
+    """Authorisations as the API and the page show them (citizen-api.md)."""
+    ids = {r.agent_id for r in rows} | {r.enterprise_id for r in rows}
+    people = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(ids)))}
     today = today_cst()
     out = []
     for r in rows:
@@ -140,29 +129,45 @@ def listed(session: Session, *, account: Account) -> list[dict[str, Any]]:
     return out
 
 
-def subjects(session: Session, *, account: Account) -> list[tuple[Account, Authorisation | None]]:
-    """The account itself, then every enterprise it may act for today."""
-    out: list[tuple[Account, Authorisation | None]] = [(account, None)]
-    if account.kind != "person":
-        return out
-    today = today_cst()
+def listed(session: Session, *, account: Account) -> list[dict[str, Any]]:
+    """Those an enterprise granted, or those a person holds, newest first."""
+    column = Authorisation.enterprise_id if account.kind == "enterprise" else Authorisation.agent_id
     rows = session.scalars(
-        select(Authorisation)
+        select(Authorisation).where(column == account.id).order_by(Authorisation.id.desc())
+    ).all()
+    return views(session, list(rows))
+
+
+def _held(session: Session, agent: Account) -> list[tuple[Account, Authorisation]]:
+    """The agent's valid authorisations with their enterprises, oldest first."""
+    rows = session.execute(
+        select(Account, Authorisation)
+        .join(Authorisation, Authorisation.enterprise_id == Account.id)
         .where(
-            Authorisation.agent_id == account.id,
+            Authorisation.agent_id == agent.id,
             Authorisation.revoked_at.is_(None),
-            Authorisation.valid_to >= today,
+            Authorisation.valid_to >= today_cst(),
+            Account.id_number.is_not(None),
         )
         .order_by(Authorisation.id)
     ).all()
+    return [(enterprise, auth) for enterprise, auth in rows]
+
+
+def subjects(
+    session: Session, *, account: Account, item_code: str | None = None
+) -> list[tuple[Account, Authorisation | None]]:
+    """The account itself, then every enterprise it may act for today (for `item_code`
+    only, when given), each with its first authorisation that counts."""
+    out: list[tuple[Account, Authorisation | None]] = [(account, None)]
+    if account.kind != "person":  # only persons are agents
+        return out
     seen: set[int] = set()
-    for r in rows:
-        if r.enterprise_id in seen:
+    for enterprise, auth in _held(session, account):
+        if enterprise.id in seen or (item_code is not None and not covers(auth, item_code)):
             continue
-        enterprise = session.get(Account, r.enterprise_id)
-        if enterprise is not None and enterprise.id_number:
-            seen.add(r.enterprise_id)
-            out.append((enterprise, r))
+        seen.add(enterprise.id)
+        out.append((enterprise, auth))
     return out
 
 
@@ -171,33 +176,22 @@ def authorisation_for(
 ) -> tuple[Account, Authorisation]:
     """The enterprise with number `uscc` and the agent's valid authorisation for the item."""
     number = (uscc or "").strip().upper()
-    today = today_cst()
-    for enterprise, auth in subjects(session, account=agent)[1:]:
-        if enterprise.id_number == number and auth is not None:
-            candidates = session.scalars(
-                select(Authorisation).where(
-                    Authorisation.agent_id == agent.id,
-                    Authorisation.enterprise_id == enterprise.id,
-                    Authorisation.revoked_at.is_(None),
-                    Authorisation.valid_to >= today,
-                )
-            ).all()
-            for candidate in candidates:
-                if covers(candidate, item_code):
-                    return enterprise, candidate
-            raise Forbidden(
-                f"“{enterprise.name}”对您的授权不包括该事项，请联系该单位调整授权。",
-                code="not_authorised",
-            )
+    held = [(e, a) for e, a in _held(session, agent) if e.id_number == number]
+    for enterprise, auth in held:
+        if covers(auth, item_code):
+            return enterprise, auth
+    if held:
+        raise Forbidden(
+            f"“{held[0][0].name}”对您的授权不包括该事项，请联系该单位调整授权。",
+            code="not_authorised",
+        )
     raise Forbidden(
         "您没有代该单位办理的有效授权。请由该单位通过统一身份认证登录后，在“委托授权”中授权给您。",
         code="not_authorised",
     )
 
 
-def check_still_authorised(
-    session: Session, *, case, agent: Account, need_level: bool
-) -> tuple[Account, Authorisation]:
+def check_still_authorised(session: Session, *, case, agent: Account, need_level: bool) -> None:
     """At each submission: the case's authorisation still valid and for its item; for
     formal submission (`need_level`) both sides verified at level ≥ 2 (identity.md).
     Else `403 verification_required`."""
@@ -217,4 +211,3 @@ def check_still_authorised(
             "代单位提交申请须单位和经办人都通过统一身份认证核验（2 级及以上）。"
             "请经办人点击“统一身份认证登录”，用本人身份登录后再提交。"
         )
-    return enterprise, auth

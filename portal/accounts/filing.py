@@ -31,6 +31,16 @@ class VerificationRequired(Forbidden):
     code = "verification_required"
 
 
+def require_number(account: Account) -> None:
+    """Its verified owner took the number (identity.md): drafts stay, but nothing is
+    filed under a number this account does not hold."""
+    if account.id_number is None:
+        raise VerificationRequired(
+            "您账户中的证件号码已由持有人本人通过统一身份认证核验并移除，"
+            "不能再以该号码提交。请通过统一身份认证登录后办理。"
+        )
+
+
 @dataclass(frozen=True)
 class FilingRule:
     phone_proof: bool  # pre-review (and formal submission) need a proven phone
@@ -42,13 +52,7 @@ class FilingRule:
 
     def check(self, account: Account, stage: str) -> None:
         """Raise VerificationRequired unless `account` may file at `stage`."""
-        if account.id_number is None:
-            # Its verified owner took the number (identity.md): drafts stay, but nothing
-            # is filed under a number this account does not hold.
-            raise VerificationRequired(
-                "您账户中的证件号码已由持有人本人通过统一身份认证核验并移除，"
-                "不能再以该号码提交。请通过统一身份认证登录后办理。"
-            )
+        require_number(account)
         if self.phone_proof and account.trust_level < 1:
             raise VerificationRequired(
                 "提交前须先验证您的手机号码。请退出后选择“短信验证码登录”登录一次，"

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from portal.accounts import authorisations, identity, service
 from portal.accounts.filing import VERIFIED_LEVEL
+from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
 from portal.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from portal.verification.service import CodeProof
@@ -181,8 +182,6 @@ AUTH_LABELS = {"agent_phone": "经办人手机号码", "items": "授权事项", 
 
 
 def _authorisations_page(request, session, account, status_code=200, **extra):
-    from portal.catalogue.models import Item
-
     items = session.scalars(select(Item).where(Item.online).order_by(Item.code)).all()
     context = {
         "rows": authorisations.listed(session, account=account),

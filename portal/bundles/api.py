@@ -20,7 +20,7 @@ from portal.bundles.schemas import (
     GroupUploadOut,
     LibraryPickIn,
 )
-from portal.cases.api import UPLOAD_BODY
+from portal.cases.api import R403V, UPLOAD_BODY
 from portal.cases.models import Case
 from portal.db import DbSession, RowId
 from portal.materials.upload import receive_file
@@ -31,9 +31,6 @@ AppId = RowId
 
 R401 = {401: {"description": "未登录"}}
 R404 = {404: {"description": "没有该一件事（或申请不属于当前账户）"}}
-R403V = {
-    403: {"description": "verification_required：须先验证手机号码或核验身份，message 说明如何核验"}
-}
 R409 = {409: {"description": "当前状态不允许此操作"}}
 R422 = {422: {"description": "内容有误"}}
 

@@ -258,7 +258,6 @@ def submit(
             errors=exc.fields or {"submit": exc.message},
             error_message=exc.message,
             status_code=exc.status,
-            verification_required=isinstance(exc, VerificationRequired),
             values=ticked,  # ticked boxes come back ticked
         )
     moved = len(plan.prereview) + len(plan.formal) + len(plan.gaozhi)

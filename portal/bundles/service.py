@@ -585,8 +585,6 @@ def submit_application(
     plan = plan_submission(linked, items, chosen_gaozhi)
     if plan.empty:
         raise Conflict("目前没有可以提交的事项：请等待网上预审结果，或到办件页面补正。")
-    # The identity rule once for the whole bundle, before any case moves.
-    rule.check(account, "formal" if plan.formal or plan.gaozhi else "prereview")
     for case, item in plan.prereview:
         try:
             cases.submit_for_prereview(session, case=case, account=account, rule=rule)

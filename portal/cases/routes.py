@@ -275,7 +275,6 @@ def _review_with_errors(
         errors=exc.fields or {"submit": exc.message},
         error_message=exc.message,
         status_code=exc.status,
-        verification_required=isinstance(exc, VerificationRequired),
         request_kind=kind,
         values=values or {},  # ticked boxes come back ticked
     )

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.accounts import authorisations
-from portal.accounts.filing import FilingRule
+from portal.accounts.filing import FilingRule, require_number
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.forms import clean_form, display_value, missing_fields
@@ -263,8 +263,7 @@ def applicant_of(session: Session, *, case: Case, account: Account) -> dict[str,
 
 
 def _applicant(account: Account) -> dict[str, Any]:
-    if account.id_number is None:  # FilingRule.check refused it before; never file it
-        FilingRule(phone_proof=False, sso=False).check(account, "prereview")
+    require_number(account)  # FilingRule.check refused it before; never file it anyway
     applicant: dict[str, Any] = {
         "kind": account.kind,
         "name": account.name,

@@ -78,9 +78,8 @@ def item_detail(request: Request, code: str, session: DbSession, account: Curren
     # authorised it for this item (委托授权).
     subjects = []
     if account is not None:
-        for subject, auth in authorisations.subjects(session, account=account):
-            if auth is None or authorisations.covers(auth, item.code):
-                subjects.append(subject)
+        pairs = authorisations.subjects(session, account=account, item_code=item.code)
+        subjects = [subject for subject, _ in pairs]
     return render(
         request,
         "catalogue/item.html",
