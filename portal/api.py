@@ -12,7 +12,15 @@ from portal.accounts.service import account_for_token
 from portal.db import DbSession
 from portal.errors import Unauthenticated
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+Responses = dict[int | str, dict[str, Any]]
+
+
+def described(status: int, text: str) -> Responses:
+    """One documented error answer of a route, for its OpenAPI `responses=`."""
+    return {status: {"description": text}}
+
+
+ERROR_RESPONSES: Responses = {
     code: {"description": text, "model": None}
     for code, text in {
         401: "未登录或登录已过期",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.appointments import service
 from portal.appointments.schemas import (
     AppointmentListOut,
@@ -20,10 +20,10 @@ from portal.db import DbSession
 from portal.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该办件或预约（或不属于当前账户）"}}
-R409 = {409: {"description": "已约满、已有预约或办件不需要预约"}}
-R422 = {422: {"description": "日期不是工作日、超出可预约范围或窗口不办理此业务"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该办件或预约（或不属于当前账户）")
+R409 = described(409, "已约满、已有预约或办件不需要预约")
+R422 = described(422, "日期不是工作日、超出可预约范围或窗口不办理此业务")
 
 
 def _hall(h: Hall) -> dict:

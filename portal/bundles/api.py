@@ -7,7 +7,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.bundles import service
 from portal.bundles.schemas import (
     ApplicationListOut,
@@ -29,10 +29,10 @@ router = APIRouter(prefix="/api/v1", tags=["bundles"])
 # Ids are 32-bit integers in the database; larger numbers are refused as invalid, not a 500.
 AppId = RowId
 
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该一件事（或申请不属于当前账户）"}}
-R409 = {409: {"description": "当前状态不允许此操作"}}
-R422 = {422: {"description": "内容有误"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该一件事（或申请不属于当前账户）")
+R409 = described(409, "当前状态不允许此操作")
+R422 = described(422, "内容有误")
 
 
 @router.get("/bundles", response_model=BundleListOut)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.cases import service
 from portal.cases.schemas import (
     CaseCreateIn,
@@ -24,14 +24,12 @@ from portal.materials import service as materials
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该办件（或不属于当前账户）"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该办件（或不属于当前账户）")
 # identity.md: pre-review needs a proven phone, formal submission level ≥ 2.
-R403V = {
-    403: {"description": "verification_required：须先验证手机号码或核验身份，message 说明如何核验"}
-}
-R409 = {409: {"description": "当前状态不允许此操作"}}
-R422 = {422: {"description": "内容有误"}}
+R403V = described(403, "verification_required：须先验证手机号码或核验身份，message 说明如何核验")
+R409 = described(409, "当前状态不允许此操作")
+R422 = described(422, "内容有误")
 
 
 def _view(session, case) -> dict:
@@ -39,7 +37,7 @@ def _view(session, case) -> dict:
     return service.case_view(session, case=case, item=item)
 
 
-R403A = {403: {"description": "not_authorised：没有代该单位办理该事项的有效授权"}}
+R403A = described(403, "not_authorised：没有代该单位办理该事项的有效授权")
 
 
 @router.post(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.cases.models import Case
 from portal.consultations import limits, service
 from portal.consultations.schemas import ConsultationIn, ConsultationListOut, ConsultationOut
 from portal.db import DbSession
 
 router = APIRouter(prefix="/api/v1", tags=["12345"])
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该咨询投诉（或不属于当前账户）"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该咨询投诉（或不属于当前账户）")
 
 
 def _view(session, consultation) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
 from portal.catalogue.models import Item
@@ -15,10 +15,10 @@ from portal.delivery.schemas import DeliveryIn, DivisionListOut
 from portal.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该办件（或不属于当前账户）"}}
-R409 = {409: {"description": "事项不提供快递，或证照已寄出、已通知领取"}}
-R422 = {422: {"description": "地址或大厅有误"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该办件（或不属于当前账户）")
+R409 = described(409, "事项不提供快递，或证照已寄出、已通知领取")
+R422 = described(422, "地址或大厅有误")
 # The divisions change once a year at most; phones may keep them for a day.
 CACHE = {"Cache-Control": "public, max-age=86400"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.cases import service as cases
 from portal.cases.schemas import FileOut
 from portal.catalogue.models import Item
@@ -14,8 +14,8 @@ from portal.library.schemas import DocumentListOut, DocumentOut, PickIn, Validit
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
 DocId = RowId
-R401 = {401: {"description": "未登录"}}
-R404 = {404: {"description": "没有该材料（或不属于当前账户）"}}
+R401 = described(401, "未登录")
+R404 = described(404, "没有该材料（或不属于当前账户）")
 
 
 @router.get("/library", response_model=DocumentListOut, responses=R401)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, described
 from portal.db import DbSession
 from portal.licences import service
 from portal.licences.schemas import LicenceIn, LicenceListOut, LicenceOut
 
 router = APIRouter(prefix="/api/v1", tags=["licences"])
-R401 = {401: {"description": "未登录"}}
+R401 = described(401, "未登录")
 
 
 @router.get("/licences", response_model=LicenceListOut, responses=R401)
