@@ -14,7 +14,8 @@ from portal.appointments.schemas import (
     SlotsOut,
 )
 from portal.cases import service as cases
-from portal.catalogue.models import Hall, Item
+from portal.catalogue.models import Hall
+from portal.catalogue.service import filed_item
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import NotFound
@@ -36,7 +37,7 @@ def _hall(h: Hall) -> dict:
 def api_options(case_no: str, session: DbSession, account: ApiAccount) -> dict:
     """What the case may book, on which days, at which windows."""
     case = cases.get_own_case(session, account=account, case_no=case_no)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     purposes = service.purposes_for(session, case=case, item=item)
     return {
         "purposes": purposes,
@@ -101,7 +102,7 @@ def api_list(case_no: str, session: DbSession, account: ApiAccount) -> dict:
 def api_book(case_no: str, body: BookIn, session: DbSession, account: ApiAccount) -> dict:
     """Book a half-day slot; the bureau receives `appointment.booked`."""
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     appointment = service.book_appointment(
         session,
         account=account,

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from portal.appointments import service
 from portal.cases import service as cases
-from portal.catalogue.models import Hall, Item
+from portal.catalogue.models import Hall
+from portal.catalogue.service import filed_item
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
@@ -69,7 +70,7 @@ def new_page(
     request: Request, case_no: str, session: DbSession, account: LoggedIn, purpose: str = "visit"
 ):
     case = cases.get_own_case(session, account=account, case_no=case_no)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     context = _form_context(session, case, item, purpose)
     context["values"] = {"purpose": purpose}
     return render(request, "appointments/form.html", context)
@@ -101,7 +102,7 @@ def check_page(
     request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
 ):
     case = cases.get_own_case(session, account=account, case_no=case_no)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     values = _fields(form)
     try:
         booking = _check(session, case, item, values)
@@ -125,7 +126,7 @@ def check_page(
 @router.post("/cases/{case_no}/appointments")
 def book(request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm):
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     values = _fields(form)
     hall, window = _split(values["slot"])
     try:

@@ -19,6 +19,7 @@ from portal.cases.schemas import (
 )
 from portal.cases.uploads import upload_to_case
 from portal.catalogue.models import Item
+from portal.catalogue.service import filed_item
 from portal.db import DbSession, RowId
 from portal.materials import service as materials
 
@@ -33,7 +34,7 @@ R422 = described(422, "内容有误")
 
 
 def _view(session, case) -> dict:
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     return service.case_view(session, case=case, item=item)
 
 
@@ -77,7 +78,7 @@ def api_patch_case(
 ) -> dict:
     """Merge form values into a draft (or a returned case)."""
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = session.get(Item, case.item_code)
+    item = filed_item(session, case.item_code)
     service.save_form(session, case=case, item=item, form=body.form)
     return _view(session, case)
 

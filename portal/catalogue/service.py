@@ -128,6 +128,14 @@ def get_item(session: Session, *, code: str) -> Item:
     return item
 
 
+def filed_item(session: Session, code: str) -> Item:
+    """The item a case was filed under, retired or not: items are retired, never deleted."""
+    item = session.get(Item, code)
+    if item is None:
+        raise LookupError(f"item {code} of a case is missing from the catalogue")
+    return item
+
+
 def halls_of(session: Session, item: Item) -> list[Hall]:
     if not item.halls:
         return []

@@ -37,7 +37,7 @@ DEFAULT_REMEDY = (
 
 
 class Context:
-    def __init__(self, session: Session, case: Case | None, envelope: schemas.EnvelopeIn) -> None:
+    def __init__(self, session: Session, case: Case, envelope: schemas.EnvelopeIn) -> None:
         self.session = session
         self.case = case
         self.envelope = envelope
@@ -45,7 +45,6 @@ class Context:
         self.envelope_data: BaseModel | None = None  # the validated data (its `notice`)
 
     def apply(self, key: str, detail: str = "", data: dict[str, Any] | None = None) -> None:
-        assert self.case is not None
         states.apply(self.session, self.case, key, detail=detail, data=data, at=self.at)
         notice = getattr(self.envelope_data, "notice", None)
         if notice is not None:
@@ -53,7 +52,6 @@ class Context:
 
     def require(self, key: str) -> None:
         """Check the status first, so the event's own changes are never half-applied."""
-        assert self.case is not None
         if not states.allowed(self.case, key):
             label = states.STATUS_LABELS[self.case.status]
             raise Conflict(
@@ -191,6 +189,7 @@ def end_suspension(ctx: Context) -> int:
     """Stop a suspension at the event's date: the due date moves later by the working days
     suspended; returns that count. A portal-computed date keeps its basis for recomputation."""
     case = ctx.case
+    assert case.suspension is not None  # the state table allows this only while suspended
     since = datetime.fromisoformat(case.suspension["since"]).astimezone(CST).date()
     days = working_days_from(since, ctx.day)
     if case.due_date is not None and days:
