@@ -151,7 +151,7 @@ def _take_slot(session: Session, *, choice: WindowChoice, day: date, period: str
         .values(booked=SlotCounter.booked + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -364,7 +364,7 @@ def case_appointments(session: Session, *, case: Case) -> list[Appointment]:
 
 def appointment_view(session: Session, appointment: Appointment) -> dict[str, Any]:
     hall = session.get(Hall, appointment.hall_code)
-    window = next(
+    window: dict[str, Any] = next(
         (w for w in (hall.windows if hall else []) if w["number"] == appointment.window), {}
     )
     case = session.get(Case, appointment.case_id)

@@ -49,7 +49,7 @@ def _search_index(session: Session) -> search.SearchIndex:
     bundles = session.scalar(
         select(func.count()).select_from(Bundle).where(Bundle.active.is_(True))
     )
-    key = (str(session.get_bind().url), changed, count, bundles)
+    key = (str(session.get_bind().engine.url), changed, count, bundles)
     with _index_lock:
         if _index is not None and _index[0] == key:
             return _index[1]
@@ -182,6 +182,7 @@ def item_detail(item: Item, halls: list[Hall]) -> dict[str, Any]:
                 k: m.get(k)
                 for k in ("code", "name", "kind", "required", "deferrable", "copies", "note")
             }
+            | {"original": bool(m.get("original"))}
             for m in item.materials
         ],
         "fields": item.fields,
@@ -193,6 +194,7 @@ def item_detail(item: Item, halls: list[Hall]) -> dict[str, Any]:
                 "address": h.address,
                 "hours": h.hours,
                 "phone": h.phone,
+                "postage": h.postage,
             }
             for h in halls
         ],
@@ -229,6 +231,16 @@ def read_catalogue_file(path: Path = CATALOGUE_FILE) -> CatalogueFile:
         raise ValueError(f"catalogue file {path} is not valid: {exc}") from exc
 
 
+def _applications(spec: ItemSpec) -> dict[str, Any]:
+    """The kinds offered about the item's licence, by kind; a renewal with its window."""
+    if spec.licence is None:
+        return {}
+    kinds = {kind: k.model_dump() for kind, k in spec.licence.kinds.items()}
+    if spec.licence.renewal is not None:
+        kinds.setdefault("renewal", {})["window"] = spec.licence.renewal.model_dump()
+    return kinds
+
+
 def _item_values(spec: ItemSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -252,9 +264,7 @@ def _item_values(spec: ItemSpec) -> dict[str, Any]:
         "halls": list(spec.halls),
         "licence_name": spec.licence.name if spec.licence else "",
         "licence_valid_years": spec.licence.valid_years if spec.licence else None,
-        "applications": {"renewal": {"window": spec.licence.renewal.model_dump()}}
-        if spec.licence and spec.licence.renewal
-        else {},
+        "applications": _applications(spec),
         "consult_phone": spec.consult_phone,
         "sources": list(spec.sources),
         "keywords": list(spec.keywords),
@@ -276,24 +286,24 @@ def load_catalogue(session: Session, *, catalogue: CatalogueFile) -> LoadReport:
             for key, value in values.items():
                 setattr(hall, key, value)
     session.flush()
-    for spec in catalogue.items:
-        values = _item_values(spec)
-        item = session.get(Item, spec.code)
+    for item_spec in catalogue.items:
+        values = _item_values(item_spec)
+        item = session.get(Item, item_spec.code)
         if item is None:
-            session.add(Item(code=spec.code, updated_at=utcnow(), **values))
-            report.added.append(spec.code)
+            session.add(Item(code=item_spec.code, updated_at=utcnow(), **values))
+            report.added.append(item_spec.code)
             continue
         if any(getattr(item, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(item, key, value)
             item.updated_at = utcnow()
-            report.updated.append(spec.code)
+            report.updated.append(item_spec.code)
         else:
-            report.unchanged.append(spec.code)
+            report.unchanged.append(item_spec.code)
     session.flush()
-    for spec in catalogue.bundles:
-        values = {**spec.model_dump(), "active": True}
-        bundle = session.get(Bundle, spec.code)
+    for bundle_spec in catalogue.bundles:
+        values = {**bundle_spec.model_dump(), "active": True}
+        bundle = session.get(Bundle, bundle_spec.code)
         if bundle is None:
             session.add(Bundle(**values))
         else:

@@ -61,9 +61,9 @@ class DivisionTree:
             self._add(city, code, name)
         provinces = [code for code in self.names if code.endswith("0000")]
         for province in provinces:
-            for city in list(self._children.get(province, {}).values()):
-                if city.code not in self._children:
-                    self._add(city.code, city.code, city.name)
+            for division in list(self._children.get(province, {}).values()):
+                if division.code not in self._children:
+                    self._add(division.code, division.code, division.name)
         # Provinces with nothing below them cannot be completed as an address.
         self.provinces = [
             Division(code, self.names[code])

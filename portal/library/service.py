@@ -129,7 +129,11 @@ def list_documents(session: Session, *, account: Account) -> list[LibraryDocumen
 
 
 def offers_for(
-    session: Session, *, account: Account, kind: str, exclude: set[str] = frozenset()
+    session: Session,
+    *,
+    account: Account,
+    kind: str,
+    exclude: frozenset[str] | set[str] = frozenset(),
 ) -> list[LibraryDocument]:
     """Documents that can stand in for a material of `kind`: same type, valid, not yet attached."""
     if kind in NOT_OFFERED_KINDS or "\x00" in kind:

@@ -105,4 +105,4 @@ def mark_read(session: Session, *, account: Account, message_ids: list[int] | No
     if message_ids is not None:
         statement = statement.where(Message.id.in_(message_ids))
     result = session.execute(statement.values(read_at=utcnow()))
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ Definitions (also shown on the page):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,7 @@ def compute(session: Session) -> Figures:
                 TimelineEntry.type.in_(("clock.resumed", "case.approved", "case.denied")),
             )
         )
-        for case_id, data in entries:
+        for case_id, data in entries.tuples():
             days = (data or {}).get("suspended_days") or 0
             suspended[case_id] = suspended.get(case_id, 0) + int(days)
     for case, domain, visits, promised in rows:
@@ -152,7 +153,9 @@ def compute(session: Session) -> Figures:
     return figures
 
 
-def bar_chart(rows: list[tuple[str, float, str]], *, scale: float | None = None) -> dict[str, Any]:
+def bar_chart(
+    rows: Sequence[tuple[str, float, str]], *, scale: float | None = None
+) -> dict[str, Any]:
     """Horizontal bars: (label, value, text shown after the bar) -> SVG geometry."""
     top = scale or max((v for _, v, _ in rows), default=0) or 1
     room = CHART_WIDTH - LABEL_WIDTH - 56
