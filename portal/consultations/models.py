@@ -17,9 +17,13 @@ class Consultation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # The id the bureau knows it by (`consultation_id` in the events).
     consultation_id: Mapped[str] = mapped_column(String(36), unique=True)
-    account_id: Mapped[int] = mapped_column(
+    # None for one sent without an account: its contact phone was proven by an SMS code,
+    # and the citizen finds it again by that phone, the reference and a new code.
+    account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
+    # The number the citizen is given (ZX + date + 6 digits); None for rows from before it.
+    reference: Mapped[str | None] = mapped_column(String(16), unique=True)
     case_id: Mapped[int | None] = mapped_column(
         ForeignKey("cases.id", ondelete="SET NULL"), index=True
     )

@@ -20,7 +20,21 @@ class ConsultationIn(BaseModel):
     case_no: str = Field(
         default="", max_length=20, description="one of the caller's cases, or empty"
     )
-    contact: ContactIn | None = Field(default=None, description="defaults to the account's")
+    contact: ContactIn | None = Field(
+        default=None,
+        description="defaults to the account's; required without a bearer token",
+    )
+    code: str = Field(
+        default="",
+        max_length=16,
+        description="without a bearer token: the `consultation` SMS code of `contact.phone`",
+    )
+
+
+class ConsultationLookupIn(BaseModel):
+    phone: str = Field(max_length=20, description="the contact phone given on submission")
+    reference: str = Field(max_length=20, description="the reference, ZX + 12 digits")
+    code: str = Field(max_length=16, description="a `consultation` SMS code of that phone")
 
 
 class ContactOut(BaseModel):
@@ -30,6 +44,7 @@ class ContactOut(BaseModel):
 
 class ConsultationOut(BaseModel):
     consultation_id: str
+    reference: str | None = Field(description="the number given to the citizen (ZX…)")
     kind: Literal["consult", "complaint"]
     kind_label: str
     subject: str

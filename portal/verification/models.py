@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.clock import utcnow
 from portal.db import Base
 
-PURPOSES = {"register": "注册", "login": "登录", "reset": "重置密码"}
+# "consultation" proves the contact phone of a 12345 question sent without an account
+# (and finds it again later): portal/consultations.
+PURPOSES = {"register": "注册", "login": "登录", "reset": "重置密码", "consultation": "咨询投诉"}
 
 
 class SmsCode(Base):
@@ -24,7 +26,7 @@ class SmsCode(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(11))
-    purpose: Mapped[str] = mapped_column(String(16))  # "register" | "login" | "reset"
+    purpose: Mapped[str] = mapped_column(String(16))  # a key of PURPOSES
     code_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256, hex
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

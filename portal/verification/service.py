@@ -32,6 +32,9 @@ CODE_RE = re.compile(r"^[0-9]{6}$")
 # Rows are worthless once expired; kept a day for an operator asking "was it sent?".
 KEEP = timedelta(days=1)
 
+# Purposes whose code goes to any phone, registered or not.
+ANY_PHONE = {"register", "consultation"}
+
 WRONG_CODE = "验证码不正确或已失效，请核对短信中的 6 位数字，或重新获取验证码。"
 
 
@@ -71,7 +74,9 @@ def request_code(
     if problem := phone_problem(phone):
         errors["phone"] = problem
     if purpose not in PURPOSES:
-        errors["purpose"] = "用途应为 register（注册）、login（登录）或 reset（重置密码）"
+        errors["purpose"] = (
+            "用途应为 register（注册）、login（登录）、reset（重置密码）或 consultation（咨询投诉）"
+        )
     if errors:
         raise Invalid(errors)
     if not settings.sms_codes_available:
@@ -108,8 +113,8 @@ def request_code(
     # Same answer whether or not the phone is registered, so registered phones don't leak.
     # A login or reset code for a phone no account has is not sent (nobody could use it);
     # a register code always is (the registration then says the phone is taken, to its
-    # owner only).
-    if purpose == "register" or registered is not None:
+    # owner only), and so is a consultation code (a 12345 question needs no account).
+    if purpose in ANY_PHONE or registered is not None:
         session.execute(
             update(SmsCode)
             .where(
