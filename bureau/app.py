@@ -22,7 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bureau import auth, console, protocol, staff_api, states
-from bureau.blobs import BlobStore
+from bureau.blobs import BlobStore, parse_key
 from bureau.clock import format_cst
 from bureau.db import Database
 from bureau.errors import DomainError
@@ -225,7 +225,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.store = BlobStore(settings.data_dir / "blobs")
+    app.state.store = BlobStore(settings.data_dir / "blobs", parse_key(settings.blob_key))
     app.state.dispatcher = dispatcher
     app.state.throttle = auth.LoginThrottle()
     app.state.staff_sessions = auth.StaffSessions()

@@ -44,6 +44,13 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blob_key(args: argparse.Namespace) -> int:
+    from bureau.blobs import new_key
+
+    print(new_key())  # for BUREAU_BLOB_KEY; keep it apart from the data dir and its backups
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bureau", description="常州市武进区行政审批局 审批系统（参考实现）"
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations").set_defaults(func=_db_upgrade)
+    commands.add_parser(
+        "blob-key", help="print a new random key for BUREAU_BLOB_KEY (files at rest)"
+    ).set_defaults(func=_blob_key)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -274,20 +274,30 @@ def case_action(
 
 
 @router.get("/staff/files/{sha256}")
-def staff_file(sha256: str, request: Request, staff: ConsoleStaff, name: str = "") -> FileResponse:
+def staff_file(
+    sha256: str, request: Request, staff: ConsoleStaff, name: str = ""
+) -> StreamingResponse:
     """A material or licence for preview in the console (staff session instead of a signature)."""
     store = request.app.state.store
-    if not is_sha256(sha256) or not store.exists(sha256):
+    size = store.size(sha256) if is_sha256(sha256) else None
+    if size is None:
         raise NotFound("文件不存在。")
     media = store.content_type(sha256)
     inline = media in views.INLINE_TYPES
     filename = name or sha256[:12]
-    return FileResponse(
-        store.path(sha256),
+    quoted = quote(filename)
+    disposition = "inline" if inline else "attachment"
+    # As Starlette's FileResponse names a file: RFC 6266 filename* for anything not ASCII.
+    disposition += (
+        f"; filename*=utf-8''{quoted}" if quoted != filename else f'; filename="{filename}"'
+    )
+    # Decrypted chunk by chunk as it is sent (a sync iterator runs in the threadpool).
+    return StreamingResponse(
+        store.chunks(sha256),
         media_type=media if inline else "application/octet-stream",
-        filename=filename,
-        content_disposition_type="inline" if inline else "attachment",
         headers={
+            "Content-Length": str(size),
+            "Content-Disposition": disposition,
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, max-age=3600",
             "Content-Security-Policy": file_csp(media if inline else ""),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from bureau import inbound, signing
@@ -15,6 +15,7 @@ from bureau.settings import Settings
 router = APIRouter(prefix="/v1", tags=["protocol"])
 
 MAX_EVENT_BYTES = 2 * 1024 * 1024
+WRITE_BATCH = 256 * 1024
 
 
 def _settings(request: Request) -> Settings:
@@ -49,38 +50,49 @@ async def put_blob(sha256: str, request: Request) -> JSONResponse:
     if declared is not None and declared > settings.max_blob_bytes:
         raise TooLarge(f"文件超过 {settings.max_blob_mb} MB 的上限。")
     with store.incoming(settings.max_blob_bytes) as incoming:
+        # Hashing, encrypting and writing run in a worker thread, in batches: never on
+        # the event loop that serves the other requests.
+        pending = bytearray()
         async for chunk in request.stream():
-            incoming.write(chunk)
+            pending += chunk
+            if len(pending) >= WRITE_BATCH:
+                await run_in_threadpool(incoming.write, bytes(pending))
+                pending.clear()
+        await run_in_threadpool(incoming.write, bytes(pending))
         signing.check_mac(settings.secret, parsed, incoming.sha256)
         if incoming.sha256 != name:
             raise BadRequest(
                 f"文件内容的 SHA-256 为 {incoming.sha256}，与地址中的摘要不符。",
                 code="hash_mismatch",
             )
-        created = incoming.keep(request.headers.get("content-type", ""))
+        # A duplicate does the same work as a new file (bureau.blobs, "Duplicate uploads").
+        created = await run_in_threadpool(incoming.keep, request.headers.get("content-type", ""))
         size = incoming.size
     body = {"status": "created" if created else "held", "sha256": name, "size": size}
     return JSONResponse(body, status_code=201 if created else 200)
 
 
 @router.api_route("/blobs/{sha256}", methods=["GET", "HEAD"])
-def get_blob(sha256: str, request: Request) -> FileResponse:
+def get_blob(sha256: str, request: Request) -> Response:
     """Serve a held file (licences the bureau issued, and uploaded materials) to the portal."""
     settings, store = _settings(request), _store(request)
     # A GET is signed over the empty body.
     signing.verify(settings.secret, request.headers.get(signing.PORTAL_HEADER), b"")
     name = _blob_name(sha256)
-    if not store.exists(name):
+    size = store.size(name)
+    if size is None:
         raise NotFound("文件不存在。")
-    return FileResponse(
-        store.path(name),
-        media_type=store.content_type(name),
-        headers={
-            "ETag": f'"{name}"',
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Content-Length": str(size),
+        "ETag": f'"{name}"',
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+    }
+    media = store.content_type(name)
+    if request.method == "HEAD":
+        return Response(headers=headers, media_type=media)
+    # Decrypted chunk by chunk as it is sent, in the threadpool (a sync iterator).
+    return StreamingResponse(store.chunks(name), media_type=media, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bureau.blobs import new_key, parse_key
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ class Settings(BaseSettings):
     portal_url: str = "http://127.0.0.1:8000"
     public_url: str = "http://127.0.0.1:8100"
     session_key: str = ""
+    blob_key: str = ""  # base64 AES-256 key for files at rest; generated in dev, required else
     staff_user: str = "staff"
     staff_password: str = ""
     retry_first_seconds: float = Field(default=1.0, gt=0)
@@ -80,16 +84,26 @@ class Settings(BaseSettings):
                 "!" * 72,
                 "!" * 72,
             )
+        if not self.blob_key:
+            if not self.is_dev:
+                # A key generated beside the data would protect nothing the disk's
+                # reader does not also get: outside dev it comes from the operator.
+                raise RuntimeError(
+                    "BUREAU_BLOB_KEY is not set; generate one with `bureau blob-key` "
+                    "and keep it apart from the data dir"
+                )
+            self.blob_key = _kept_secret(self.data_dir / "blob_key", new_key)
+        parse_key(self.blob_key)  # ValueError at start-up, not at the first upload
         self._prepared = True
         return self
 
 
-def _kept_secret(path: Path) -> str:
+def _kept_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:
     """A random secret generated once and kept in the data dir, so restarts keep sessions."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        value = secrets.token_urlsafe(48)
+        value = make()
         path.write_text(value)
         path.chmod(0o600)
         return value

@@ -26,7 +26,7 @@ from portal.api import validation_error_body
 from portal.composition import build_dispatcher, build_scheduled_jobs, install_hooks
 from portal.db import Database
 from portal.errors import Busy, DomainError, Invalid
-from portal.materials.storage import BlobStore, key_ring
+from portal.materials.storage import open_store
 from portal.materials.upload import MULTIPART_OVERHEAD, too_large_message
 from portal.metrics import RequestMetrics
 from portal.middleware import (
@@ -299,7 +299,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.store = BlobStore(settings.data_dir, key_ring(settings))
+    app.state.store = open_store(settings)
 
     # Order: the last added runs first. RequestContext wraps everything, so the
     # request id exists before any other middleware logs. BodyLimit is innermost, so

@@ -270,13 +270,13 @@ def cmd_outbox_requeue(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from portal.db import Database
-    from portal.materials.storage import BlobStore, key_ring
+    from portal.materials.storage import open_store
     from portal.retention.service import purge
 
     settings = _settings()
     db = Database(settings.database_url)
     try:
-        report = purge(db, BlobStore(settings.data_dir, key_ring(settings)), settings)
+        report = purge(db, open_store(settings), settings)
     finally:
         db.dispose()
     print(
@@ -295,10 +295,10 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_reencrypt(args: argparse.Namespace) -> int:
-    from portal.materials.storage import BlobStore, key_ring
+    from portal.materials.storage import open_store
 
     settings = _settings()
-    report = BlobStore(settings.data_dir, key_ring(settings)).reencrypt_all()
+    report = open_store(settings).reencrypt_all()
     print(f"已用最新密钥重新加密 {report.rewritten} 个文件 / re-encrypted: {report.rewritten}")
     print(f"已是最新密钥 {report.current} 个 / already under the newest key: {report.current}")
     for path, why in report.failed:

@@ -14,7 +14,7 @@ from portal.cases import states
 from portal.db import Database
 from portal.exchange.dispatcher import Dispatcher
 from portal.licences.schedule import LicenceReminders
-from portal.materials.storage import BlobStore, key_ring
+from portal.materials.storage import open_store
 from portal.notifications import hooks
 from portal.notifications.sms import KIND as SMS_KIND
 from portal.notifications.sms import sms_handler
@@ -52,7 +52,7 @@ class ScheduledJob(Protocol):
 
 def build_retention(settings: Settings, db: Database) -> DailyRetention:
     """The daily retention job; it runs wherever the dispatcher runs."""
-    return DailyRetention(settings, db, BlobStore(settings.data_dir, key_ring(settings)))
+    return DailyRetention(settings, db, open_store(settings))
 
 
 def build_scheduled_jobs(settings: Settings, db: Database) -> list[ScheduledJob]:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from portal.exchange.licences import store_licence
 from portal.materials.crypto import CHUNK, HEADER_LEN, MAGIC, DecryptionError, KeyRing, new_key_b64
-from portal.materials.storage import BlobStore
+from portal.materials.storage import LocalBlobStore
 from tests.conftest import PDF_BYTES, jpeg_bytes, pick_item, png_bytes, web_login
 from tests.test_cases import new_case, upload
 from tests.test_exchange import envelope, send
@@ -96,7 +96,7 @@ def test_nothing_on_disk_is_a_readable_scan_or_licence(client, auth, person, app
 
 @pytest.fixture
 def store(tmp_path):
-    return BlobStore(tmp_path / "scratch", KeyRing.from_setting(new_key_b64()))
+    return LocalBlobStore(tmp_path / "scratch", KeyRing.from_setting(new_key_b64()))
 
 
 def chunk_offsets(data: bytes) -> list[tuple[int, int]]:
@@ -144,7 +144,7 @@ def test_tampering_truncation_and_reordering_are_detected(store):
     broken(original[:HEADER_LEN])  # only the header
     broken(b"%PDF-1.4 not encrypted at all")
     # Another store's file swapped in under this name (another key): refused as well.
-    other = BlobStore(store.root.parent.parent / "other", KeyRing.from_setting(new_key_b64()))
+    other = LocalBlobStore(store.root.parent.parent / "other", KeyRing.from_setting(new_key_b64()))
     broken(other.path(other.put_bytes(content)).read_bytes())
     path.write_bytes(original)
     assert store.read(sha) == content

@@ -47,6 +47,15 @@ def age_blobs(db, days: int = 2) -> None:
         session.execute(update(Blob).values(created_at=utcnow() - timedelta(days=days)))
 
 
+def age_files(app, days: int = 2) -> None:
+    """Every stored file last touched `days` ago, as its rows are aged: a file an upload
+    touched within a day stays (portal.materials.storage, "Why touch")."""
+    store = app.state.store
+    then = time.time() - days * 86_400
+    for sha256, _ in list(store.stored()):
+        os.utime(store.path(sha256), (then, then))
+
+
 def on_disk(app, content: bytes) -> bool:
     return app.state.store.exists(sha(content))
 
@@ -90,6 +99,7 @@ def test_untouched_drafts_go_after_30_days_with_their_files(client, auth, app, d
         age(db, case_no, updated_days=31)
     age(db, recent, updated_days=29)
     age(db, live, updated_days=200)  # old, but not a draft
+    age_files(app)
 
     result = portal_cli(
         "purge",
@@ -157,6 +167,7 @@ def test_withdrawn_and_rejected_cases_lose_their_files_after_90_days(
     for case_no in (withdrawn, rejected, denied):
         age(db, case_no, finished_days=91)
     age(db, young, finished_days=89)
+    age_files(app)
     before = {
         c: client.get(f"/api/v1/cases/{c}", headers=auth).json()
         for c in (withdrawn, rejected, young, denied)
@@ -215,6 +226,7 @@ def test_licences_and_files_still_to_be_sent_are_never_removed(client, auth, app
     forget_in_library(client, auth, pdf("pending"))
     age(db, pending, finished_days=120)
     age_blobs(db)
+    age_files(app)
 
     report = purge(db, app.state.store, settings)
     assert report.emptied == [pending]
@@ -236,6 +248,7 @@ def test_unreferenced_and_stray_files_are_tidied_after_a_day(client, auth, app, 
     )
     forget_in_library(client, auth, pdf("dropped"))
     age_blobs(db)
+    age_files(app)
     fresh = upload(client, auth, case_no, code, pdf("fresh")).json()
     client.delete(f"/api/v1/cases/{case_no}/materials/{code}/files/{fresh['id']}", headers=auth)
     forget_in_library(client, auth, pdf("fresh"))

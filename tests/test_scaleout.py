@@ -124,6 +124,7 @@ class Topology:
             "BUREAU_DATA_DIR": str(self.tmp / "bureau"),
             "BUREAU_SECRET": SECRET,
             "BUREAU_SESSION_KEY": "scaleout-bureau-session-" + "s" * 32,
+            "BUREAU_BLOB_KEY": "c2NhbGVvdXQtYnVyZWF1LWJsb2Ita2V5LTMyLWJ5dGU=",  # 32 bytes
             "BUREAU_PORTAL_URL": self.url,  # callbacks come in through nginx too
             "BUREAU_PUBLIC_URL": f"http://127.0.0.1:{self.bureau_port}",
             "BUREAU_STAFF_USER": STAFF[0],

@@ -147,7 +147,7 @@ def components(path: Path, tmp: Path) -> dict[str, float]:
 
     from portal.materials.crypto import Encryptor, KeyRing, new_key_b64
     from portal.materials.sniff import ContentScanner
-    from portal.materials.storage import BlobStore
+    from portal.materials.storage import LocalBlobStore
     from portal.materials.upload import _Receiver
 
     body = Multipart(path)
@@ -189,7 +189,7 @@ def components(path: Path, tmp: Path) -> dict[str, float]:
                 fh.write(chunk)
 
     def whole() -> None:
-        store = BlobStore(tmp / "components-store", ring)
+        store = LocalBlobStore(tmp / "components-store", ring)
         receiver = _Receiver(store, SIZE + MB, None)
         callbacks = {
             name: getattr(receiver, name)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import aliased
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from portal.clock import utcnow
 from portal.db import Database
@@ -54,7 +53,7 @@ from portal.exchange.outcomes import (  # noqa: F401 - re-exported for handlers 
     parse_retry_after,
 )
 from portal.materials.models import Blob
-from portal.materials.storage import BlobStore, key_ring
+from portal.materials.storage import BlobStore, BlobWriter, open_store
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +66,8 @@ SLOW_LINK_BYTES_PER_SECOND = 256 * 1024
 # Blobs known to be held by the bureau, so an event re-sent does not PUT them again;
 # bounded, and forgotten when an event that names them fails (the bureau may have lost one).
 SENT_BLOBS_KEPT = 4096
+# An issued file (licence, 文书) larger than this is refused: the bureau's own limit.
+MAX_ISSUED_BYTES = 100 * 1024 * 1024
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.store = BlobStore(settings.data_dir, key_ring(settings))
+        self.store: BlobStore = open_store(settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         # A lease outlives its send's deadline, so no other worker sends the same message.
         self.lease_margin = timedelta(seconds=settings.http_timeout_seconds + 5)
@@ -457,8 +458,9 @@ class Dispatcher:
         raise Permanent(f"HTTP {response.status_code}: {text}", response.status_code)
 
     async def _blob_body(self, sha256: str) -> AsyncIterator[bytes]:
-        # Decrypting a 64 KiB chunk from the page cache takes microseconds: done inline.
-        for chunk in self.store.chunks(sha256):
+        # Read and decrypted in a worker thread, one 64 KiB chunk per hop: the file may
+        # be on a shared mount (or, later, an object store), never on the event loop.
+        async for chunk in iterate_in_threadpool(self.store.chunks(sha256)):
             yield chunk
 
     async def _put_blob(self, sha256: str, content_type: str, size: int) -> None:
@@ -498,16 +500,33 @@ class Dispatcher:
         )
         self._check(response)
 
-    async def _fetch_issued(self, sha256: str, what: str) -> bytes:
-        """GET a file the bureau issued (licence, document) and check its hash."""
-        response = await self.client.get(
-            self._url(f"/v1/blobs/{sha256}"),
-            headers={signing.PORTAL_HEADER: signing.sign(self.settings.bureau_secret, b"")},
-        )
-        self._check(response)
-        if hashlib.sha256(response.content).hexdigest() != sha256:
-            raise Permanent(f"{what} {sha256[:12]}: the bureau served content with another hash")
-        return response.content
+    async def _fetch_issued(self, sha256: str, what: str) -> BlobWriter:
+        """GET a file the bureau issued (licence, document) into staging, hash-checked.
+
+        Streamed to an encrypted temp file as it arrives, never held whole in memory.
+        """
+        writer = await run_in_threadpool(self.store.writer)
+        try:
+            async with self.client.stream(
+                "GET",
+                self._url(f"/v1/blobs/{sha256}"),
+                headers={signing.PORTAL_HEADER: signing.sign(self.settings.bureau_secret, b"")},
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    self._check(response)
+                async for chunk in response.aiter_bytes():
+                    if writer.size + len(chunk) > MAX_ISSUED_BYTES:
+                        raise Permanent(f"{what} {sha256[:12]}: larger than {MAX_ISSUED_BYTES}")
+                    await run_in_threadpool(writer.write, chunk)
+            if await run_in_threadpool(writer.close) != sha256:
+                raise Permanent(
+                    f"{what} {sha256[:12]}: the bureau served content with another hash"
+                )
+        except BaseException:
+            writer.discard()
+            raise
+        return writer
 
     async def _fetch_document(self, message: Claimed) -> None:
         job = json.loads(message.payload)

@@ -7,21 +7,17 @@ from sqlalchemy import select
 from portal.cases.models import Case
 from portal.db import Database
 from portal.library.service import keep_licence
-from portal.materials.models import Blob
-from portal.materials.storage import BlobStore
+from portal.materials.service import ensure_blob_row, put_issued
+from portal.materials.storage import BlobStore, BlobWriter
 
 
 def store_licence(
-    db: Database, store: BlobStore, *, case_no: str, sha256: str, content: bytes
+    db: Database, store: BlobStore, *, case_no: str, sha256: str, content: bytes | BlobWriter
 ) -> None:
     """Store the licence file (encrypted, by hash) and mark the case's licence downloadable."""
-    store.put_bytes(content)
+    size, content_type = put_issued(store, sha256, content)
     with db.session(write=True) as session, session.begin():
-        if session.get(Blob, sha256) is None:
-            content_type = (
-                "application/pdf" if content.startswith(b"%PDF-") else "application/octet-stream"
-            )
-            session.add(Blob(sha256=sha256, size=len(content), content_type=content_type))
+        ensure_blob_row(session, sha256=sha256, size=size, content_type=content_type)
         query = select(Case).where(Case.case_no == case_no)
         if not db.is_sqlite:
             query = query.with_for_update()

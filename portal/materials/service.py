@@ -15,7 +15,7 @@ from portal.catalogue.models import Item
 from portal.clock import utcnow
 from portal.errors import Conflict, NotFound
 from portal.materials.models import Blob, CaseFile
-from portal.materials.storage import BlobStore
+from portal.materials.storage import BlobStore, BlobWriter
 from portal.materials.upload import ReceivedFile
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,35 @@ def check_can_upload(session: Session, *, case: Case, item: Item, material_code:
 
 
 def ensure_blob(session: Session, store: BlobStore, received: ReceivedFile) -> Blob:
-    """Keep the file once by its hash: a file reused across cases is stored once."""
-    store.keep(received.writer, received.sha256)
-    blob = session.get(Blob, received.sha256)
+    """The row of a file `receive_file` has already put in the store (once by hash)."""
+    if not received.writer.kept:
+        # Every upload path puts its file before the attach transaction opens (the sync
+        # and rename stay out of the write lock); one that did not still keeps its file.
+        log.warning("upload %s put inside a transaction", received.sha256[:12])
+        put_received(store, received)
+    return ensure_blob_row(
+        session, sha256=received.sha256, size=received.size, content_type=received.content_type
+    )
+
+
+def ensure_blob_row(session: Session, *, sha256: str, size: int, content_type: str) -> Blob:
+    """The blob's row, created when missing, and held until the caller's commit.
+
+    FOR KEY SHARE (PostgreSQL; SQLite runs one writer at a time anyway): retention's
+    delete of the same row waits for this transaction and then finds it referenced,
+    and a row retention deleted a moment ago is seen as gone, so it is created again
+    rather than referenced while it disappears. The file itself is safe either way:
+    the upload touched it (`BlobStore.put`), so `remove` keeps it.
+    """
+    query = select(Blob).where(Blob.sha256 == sha256).with_for_update(key_share=True)
+    blob = session.scalars(query).first()
     if blob is None:
-        blob = Blob(sha256=received.sha256, size=received.size, content_type=received.content_type)
+        blob = Blob(sha256=sha256, size=size, content_type=content_type)
         try:
             with session.begin_nested():
                 session.add(blob)
         except IntegrityError:  # another request stored the same content just now
-            blob = session.get(Blob, received.sha256)
-            assert blob is not None
-    if received.thumbnail is not None and not store.thumb_path(received.sha256).exists():
-        # Made while the upload was checked, outside any transaction: decoding an image
-        # here would hold the write lock (SQLite) or a row lock for as long as it takes.
-        store.put_bytes(received.thumbnail, path=store.thumb_path(received.sha256))
+            blob = session.scalars(query).one()
     return blob
 
 
@@ -126,3 +140,29 @@ def remove_file(
 
 def file_chunks(store: BlobStore, case_file: CaseFile) -> Iterator[bytes]:
     return store.chunks(case_file.sha256)
+
+
+def put_issued(store: BlobStore, sha256: str, content: bytes | BlobWriter) -> tuple[int, str]:
+    """Keep a file the bureau issued (staged as it was fetched, or small bytes): size, type.
+
+    Put before the caller's transaction, like an upload; ValueError when the content is
+    not the one `sha256` names.
+    """
+    writer = content if isinstance(content, BlobWriter) else store.writer()
+    try:
+        if not isinstance(content, BlobWriter):
+            writer.write(content)
+            if writer.close() != sha256:
+                raise ValueError("content does not match its SHA-256")
+        is_pdf = bytes(writer.head[:5]) == b"%PDF-"
+        size = writer.size
+        store.put(writer, sha256)
+    finally:
+        writer.discard()
+    return size, "application/pdf" if is_pdf else "application/octet-stream"
+
+
+def put_received(store: BlobStore, received: ReceivedFile) -> None:
+    """Keep a received file in the store, before the transaction that records it (idempotent)."""
+    if not received.writer.kept:
+        store.put(received.writer, received.sha256, thumbnail=received.thumbnail)

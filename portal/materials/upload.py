@@ -1,8 +1,8 @@
 """Receiving one uploaded file from a multipart request, streamed: never whole in memory.
 
-The body is fed to python-multipart's push parser chunk by chunk as it arrives;
-the file part's bytes go straight into a BlobWriter (hashed and encrypted on the
-way to a temp file). Limits are enforced while streaming, so an oversized or
+The body is fed to python-multipart's push parser in batches as it arrives, in a
+worker thread; the file part's bytes go straight into a BlobWriter (hashed and
+encrypted on the way to a temp file). Limits are enforced while streaming, so an oversized or
 malicious request is cut off without being stored.
 """
 
@@ -17,13 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from portal.errors import DomainError, Forbidden, TooLarge, UnsupportedType
-from portal.materials.plainfile import open_plaintext
 from portal.materials.sniff import check_content, check_stored, sniff
 from portal.materials.storage import BlobStore, BlobWriter
 
 MAX_PARTS = 8
 MAX_FIELD_BYTES = 1024
 MULTIPART_OVERHEAD = 16 * 1024
+# Parsing, hashing, encrypting and writing run in a worker thread, never on the event
+# loop; the body is handed over in batches of this size so a 20 MB upload takes ~80
+# thread hops, not one per network read.
+WRITE_BATCH = 256 * 1024
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -139,8 +142,12 @@ async def receive_file(
 ) -> ReceivedFile:
     """Stream the `file` part of a multipart request into the store's temp area, checked.
 
-    `csrf_check(token) -> bool` is given for cookie-authenticated pages. The caller
-    must keep (`store.keep`) or discard (`writer.discard`) the returned file.
+    `csrf_check(token) -> bool` is given for cookie-authenticated pages. The file is
+    in the store when this returns (kept once by hash, its thumbnail beside it); the
+    caller records it (`materials.ensure_blob`). Kept before the caller's transaction
+    opens, so the sync, the rename and the thumbnail's write never run under the write
+    lock; a file no transaction then records is a stray, removed after a day
+    (`retention.remove_strays`).
 
     The request's transaction (`session`) is committed before the first byte is
     read: a phone on a slow line may take minutes to send its file, and an open
@@ -175,12 +182,18 @@ async def receive_file(
     limit = max_bytes + MULTIPART_OVERHEAD
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
     received = 0  # BodyLimit (portal.middleware) counts the same bytes, for every route
+    pending = bytearray()
     try:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
                 raise TooLarge(receiver._too_large_message(), code="too_large")
-            parser.write(chunk)
+            pending += chunk
+            if len(pending) >= WRITE_BATCH:
+                await run_in_threadpool(parser.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await run_in_threadpool(parser.write, bytes(pending))
         parser.finalize()
     except DomainError:
         if receiver.writer:
@@ -212,6 +225,7 @@ async def receive_file(
         # Then parsed whole, from the stored temp file (read in pieces, decrypted as
         # read), in a worker thread: a PDF walk or an image decode takes CPU time.
         thumbnail = await run_in_threadpool(_check_stored_file, store, writer, kind)
+        await run_in_threadpool(store.put, writer, sha256, thumbnail=thumbnail)
     except BaseException:
         writer.discard()
         raise
@@ -226,5 +240,5 @@ async def receive_file(
 
 
 def _check_stored_file(store: BlobStore, writer: BlobWriter, kind: str) -> bytes | None:
-    with open_plaintext(store.ring, writer.path) as plain:
+    with store.open_staged(writer) as plain:
         return check_stored(kind, plain)

@@ -32,7 +32,7 @@ from portal.exchange.models import OutboxMessage
 from portal.exchange.outbox import PENDING
 from portal.library.models import LibraryDocument
 from portal.materials.models import Blob, CaseFile
-from portal.materials.storage import SHA_RE, BlobStore
+from portal.materials.storage import BlobStore
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,17 @@ def _referenced(session: Session, sha256: str, licences: set[str], outgoing: set
     return bool(session.scalar(select(in_cases | in_library)))
 
 
+class _Touched(Exception):
+    """The file was touched by an upload within the grace period: its row stays too."""
+
+
 def purge_expired(
-    session: Session, *, settings: Settings, now: datetime | None = None
-) -> tuple[PurgeReport, list[str]]:
+    session: Session, store: BlobStore, *, settings: Settings, now: datetime | None = None
+) -> PurgeReport:
     """Delete expired drafts and closed cases' files in `session`; never commits.
 
-    Returns the report and the blobs whose rows were deleted: the caller removes
-    those from disk (`purge`) while its transaction still holds them.
+    A blob leaves the store inside the savepoint that deletes its row, so a file
+    an upload touched meanwhile keeps its row as well (`BlobStore.remove`).
     """
     now = now or utcnow()
     report = PurgeReport()
@@ -148,6 +152,7 @@ def purge_expired(
     )
 
     removed: list[str] = []
+    untouched_since = (now - ORPHAN_GRACE).timestamp()
     if candidates:
         licences = {
             lic["sha256"]
@@ -168,11 +173,15 @@ def purge_expired(
                 # A row someone references right now (PostgreSQL) stays: skipped, not failed.
                 with session.begin_nested():
                     session.execute(delete(Blob).where(Blob.sha256 == sha256))
-            except IntegrityError:
+                    # An upload of the same content may have found the file a moment
+                    # ago and be about to reference it (it touched the file first).
+                    if not store.remove(sha256, untouched_since=untouched_since):
+                        raise _Touched
+            except (IntegrityError, _Touched):
                 continue
             removed.append(sha256)
     report.blobs = removed
-    return report, removed
+    return report
 
 
 def purge(
@@ -180,16 +189,15 @@ def purge(
 ) -> PurgeReport:
     """Run the retention rules in one transaction; the files leave disk inside it.
 
-    Files are unlinked while the write transaction is still open, so an upload of
-    the same content cannot slip in between (on SQLite it waits for the lock; a
-    blob whose row could not be deleted keeps its file). Should the commit fail,
-    the rows stay and the next run tidies them.
+    Files are removed while the write transaction is still open: a blob whose row
+    could not be deleted keeps its file, and one an upload touched within
+    ORPHAN_GRACE keeps both (uploads put their file before their transaction, so
+    they do not wait for this one). Should the commit fail, the rows stay and the
+    next run tidies them.
     """
     now = now or utcnow()
     with db.session(write=True) as session, session.begin():
-        report, removed = purge_expired(session, settings=settings, now=now)
-        for sha256 in removed:
-            store.delete(sha256)
+        report = purge_expired(session, store, settings=settings, now=now)
         report.strays = remove_strays(session, store, now=now)
     if report.drafts or report.emptied or report.blobs or report.strays:
         log.info(
@@ -205,19 +213,12 @@ def purge(
 def remove_strays(session: Session, store: BlobStore, *, now: datetime, batch: int = 500) -> int:
     """Stored files without a record and temp files, untouched for a day (crash leftovers)."""
     cutoff = (now - ORPHAN_GRACE).timestamp()
-    count = 0
-    for path in store.tmp.iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            count += 1
-    old = [p for p in store.root.rglob("*") if p.is_file() and p.stat().st_mtime < cutoff]
+    count = store.clear_staging(older_than=cutoff)
+    old = [sha for sha, touched in store.stored() if touched < cutoff]
     for start in range(0, len(old), batch):
-        chunk = {p.name: p for p in old[start : start + batch]}
-        known = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(chunk)))))
-        for name, path in chunk.items():
-            if name not in known:
-                path.unlink(missing_ok=True)
-                if SHA_RE.match(name):
-                    store.thumb_path(name).unlink(missing_ok=True)
+        chunk = old[start : start + batch]
+        known = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(chunk))))
+        for sha256 in chunk:
+            if sha256 not in known and store.remove(sha256, untouched_since=cutoff):
                 count += 1
     return count

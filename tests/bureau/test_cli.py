@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from bureau import cli
 from bureau.app import create_app
+from bureau.blobs import new_key
 from bureau.settings import Settings, get_settings
 from tests.bureau.bureau_testkit import make_settings
 
@@ -64,4 +65,6 @@ def test_session_key_is_generated_once_and_kept(tmp_path: Path) -> None:
 def test_demo_secret_is_refused_outside_dev(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="BUREAU_SECRET"):
         Settings(data_dir=tmp_path, env="production").prepare()
-    Settings(data_dir=tmp_path, env="production", secret="a-real-secret").prepare()
+    Settings(
+        data_dir=tmp_path, env="production", secret="a-real-secret", blob_key=new_key()
+    ).prepare()
