@@ -49,6 +49,12 @@ def home(request: Request, session: DbSession, account: CurrentAccount):
     )
 
 
+@router.get("/halls")
+def halls_page(request: Request, session: DbSession, account: CurrentAccount):
+    halls = sorted(service.all_halls(session).values(), key=lambda h: h.code != "WJ-ZWZX")
+    return render(request, "catalogue/halls.html", {"halls": halls})
+
+
 @router.get("/items")
 def list_items(
     request: Request, session: DbSession, account: CurrentAccount, q: str = "", domain: str = ""
