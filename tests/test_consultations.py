@@ -264,7 +264,10 @@ def test_the_reply_is_found_by_phone_reference_and_code_and_told_by_sms(client, 
         assert s.scalars(select(Message)).all() == []
     told = [m for m in consultation_sms(db) if m["type"] == "consultation.answered"]
     assert len(told) == 1 and told[0]["to"] == phone
-    assert view["reference"] in told[0]["text"] and told[0]["path"] == "/consultations/lookup"
+    assert (
+        view["reference"] in told[0]["text"]
+        and told[0]["path"] == f"/consultations/lookup?ref={view['reference']}"
+    )
 
     def lookup(phone_, reference, code):
         return client.post(

@@ -325,10 +325,10 @@ def apply_answer(session: Session, envelope: schemas.EnvelopeIn, data: BaseModel
                 "type": "consultation.answered",
                 "to": consultation.contact_phone,
                 "text": (
-                    f"【行政审批局】您的{label}（编号 {consultation.reference}）已答复，"
-                    "请凭手机号码和编号在“12345 咨询投诉”查询答复。"
+                    f"【武进区行政审批局】您的{label}（编号 {consultation.reference}）已答复，"
+                    "请凭手机号码和编号查询答复。"
                 ),
-                "path": "/consultations/lookup",
+                "path": f"/consultations/lookup?ref={consultation.reference}",
             },
         )
     if consultation.case_id is not None:
