@@ -37,7 +37,7 @@ from portal.middleware import (
 )
 from portal.resources import STATIC_DIR
 from portal.settings import Settings, get_settings
-from portal.web import LoginRequired, redirect, render
+from portal.web import LoginRequired, flash, redirect, render
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def login_required(request: Request, exc: LoginRequired) -> Response:
         from urllib.parse import quote
 
-        return redirect(f"/login?next={quote(exc.next_url, safe='/')}")
+        from portal.accounts import kept_forms
+
+        target = exc.next_url
+        if exc.request is not None and request.method == "POST":
+            # After sign-in, the form's page (a POST-only path would be a 405), with the
+            # fields it held when they could be kept.
+            target = await kept_forms.after_timeout(exc.request) or "/cases"
+            if "kept=" in target:
+                flash(request, kept_forms.TIMED_OUT_MESSAGE, "warning")
+        return redirect(f"/login?next={quote(target, safe='/')}")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

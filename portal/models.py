@@ -1,6 +1,6 @@
 """Every model, imported once so Alembic and the mappers see the whole schema."""
 
-from portal.accounts.models import Account, LoginSession, ThrottleBucket
+from portal.accounts.models import Account, KeptForm, LoginSession, ThrottleBucket
 from portal.appointments.models import Appointment, SlotCounter
 from portal.bundles.models import BundleApplication
 from portal.calendar.models import CalendarYear
@@ -20,6 +20,7 @@ from portal.verification.models import SmsCode
 __all__ = [
     "Account",
     "Appointment",
+    "KeptForm",
     "BundleApplication",
     "Consultation",
     "LibraryDocument",

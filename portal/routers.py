@@ -8,6 +8,7 @@ from fastapi import APIRouter
 def all_routers() -> list[APIRouter]:
     from portal import display, health, metrics
     from portal.accounts import api as accounts_api
+    from portal.accounts import privacy_routes, sso_consent
     from portal.accounts import routes as accounts_routes
     from portal.accounts import sso as accounts_sso
     from portal.appointments import api as appointments_api
@@ -43,6 +44,7 @@ def all_routers() -> list[APIRouter]:
         metrics.router,
         catalogue_api.router,
         accounts_api.router,
+        privacy_routes.api_router,
         verification_api.router,
         cases_api.router,
         bundles_api.router,
@@ -58,6 +60,8 @@ def all_routers() -> list[APIRouter]:
         catalogue_routes.router,
         accounts_routes.router,
         accounts_sso.router,
+        sso_consent.router,
+        privacy_routes.router,
         cases_routes.router,
         bundles_routes.router,
         library_routes.router,

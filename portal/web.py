@@ -30,9 +30,12 @@ CSRF_FIELD = "csrf_token"
 class LoginRequired(Exception):
     """Raised on a page that needs a login; the handler redirects to the login page."""
 
-    def __init__(self, next_url: str) -> None:
+    def __init__(self, next_url: str, request: Request | None = None) -> None:
         super().__init__(next_url)
         self.next_url = next_url
+        # The request the route saw (its body already read), so the handler can keep a
+        # form posted after the login timed out (portal/accounts/kept_forms.py).
+        self.request = request
 
 
 @lru_cache(maxsize=256)
@@ -120,6 +123,12 @@ def render(
     ctx.setdefault("unread", getattr(request.state, "unread", 0))
     ctx.setdefault("elder", request.cookies.get("display") == "elder")  # 长辈版 (portal.display)
     ctx["flashes"] = request.session.pop("flash", [])
+    if kept := getattr(request.state, "kept_fields", None):
+        from portal.accounts import kept_forms
+
+        ctx["values"] = kept_forms.overlay(ctx.get("values") or {}, kept)
+        ctx["flashes"].append({"kind": "warning", "message": kept_forms.RESTORED_MESSAGE})
+    ctx.setdefault("idle_minutes", request.app.state.settings.session_idle_minutes)
     ctx.setdefault("max_upload_mb", request.app.state.settings.max_upload_mb)
     ctx.setdefault("errors", {})
     ctx.setdefault("values", {})
@@ -166,6 +175,9 @@ def _session_account(request: Request, session: DbSession) -> Account | None:
         or now - login.created_at > timedelta(hours=settings.session_absolute_hours)
         or now - login.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
     ):
+        if login is not None and login.ended_at is None:
+            # Timed out, not logged out: a form posted now is kept for this account.
+            request.state.expired_account_id = login.account_id
         request.session.pop("sid", None)
         return None
     if now - login.last_seen_at > timedelta(minutes=1):
@@ -179,6 +191,9 @@ def _session_account(request: Request, session: DbSession) -> Account | None:
                 if fresh is not None:
                     fresh.last_seen_at = now
     account = session.get(Account, login.account_id)
+    if account is not None and account.closed_at is not None:
+        request.session.pop("sid", None)
+        return None
     request.state.account = account
     return account
 
@@ -187,6 +202,9 @@ def optional_account(request: Request, session: DbSession) -> Account | None:
     account = _session_account(request, session)
     if account is not None:
         request.state.unread = unread_count(session, account=account)
+        from portal.accounts import kept_forms
+
+        kept_forms.restore(request, session, account)
     return account
 
 
@@ -194,7 +212,7 @@ def require_account(request: Request, session: DbSession) -> Account:
     account = optional_account(request, session)
     if account is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(target)
+        raise LoginRequired(target, request)
     return account
 
 

@@ -139,6 +139,7 @@ def test_registration_answers_are_rationed_per_address(app, client, person, monk
                 **body,
                 "id_number": make_ric(),
                 "phone": make_phone(),
+                "privacy_consent": "true",
                 "csrf_token": csrf_of(page.text),
             },
         )

@@ -190,6 +190,7 @@ def test_html_register_login_logout_and_masked_id(client):
             "id_number": number,
             "phone": phone,
             "password": PASSWORD,
+            "privacy_consent": "true",
             "csrf_token": csrf_of(page.text),
         },
         follow_redirects=False,

@@ -318,6 +318,7 @@ def test_register_page_sends_the_code_and_comes_back_filled(client, db):
         "id_number": make_ric(),
         "phone": make_phone(),
         "password": PASSWORD,
+        "privacy_consent": "true",
     }
     before = len(DEV_CODES.codes)
     sent = client.post("/register/code", data=form)

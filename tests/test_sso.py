@@ -116,8 +116,14 @@ def to_platform(stack: Stack, browser: httpx.Client, next: str = "/account") -> 
 
 
 def sso_login(stack: Stack, key: str, browser: httpx.Client | None = None, next="/account"):
+    """Sign in at the platform; on a first sign-in, agree on the portal's consent page."""
     browser = browser or stack.browser()
     answer = sign_in(browser, to_platform(stack, browser, next), key)
+    if answer.url.path == "/login/sso/consent":
+        answer = browser.post(
+            "/login/sso/consent",
+            data={"csrf_token": csrf_of(answer.text), "privacy_consent": "true", "action": "agree"},
+        )
     return browser, answer
 
 
@@ -255,7 +261,10 @@ def test_a_wrong_or_missing_state_is_400_and_signs_nobody_in(stack, change):
     elif change == "missing":
         params.pop("state")
     else:
-        assert browser.get(callback.copy_with(params=params)).status_code == 200
+        consent = browser.get(callback.copy_with(params=params))
+        assert consent.status_code == 200 and consent.url.path == "/login/sso/consent"
+        agreed = {"csrf_token": csrf_of(consent.text), "privacy_consent": "true", "action": "agree"}
+        assert browser.post("/login/sso/consent", data=agreed).status_code == 200
         browser.cookies.clear()  # a second browser replays the same code and state
         assert stack.accounts()
     answer = browser.get("/login/sso/callback", params=params)

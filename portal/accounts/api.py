@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from portal.accounts import authorisations, service
+from portal.accounts import authorisations, privacy, service
 from portal.accounts.schemas import (
     AccountCreatedOut,
     AccountIn,
@@ -56,6 +56,8 @@ def api_register(body: AccountIn, request: Request, session: DbSession) -> dict:
             agent_id_number=body.agent.id_number if body.agent else None,
         ),
     )
+    if body.privacy_consent:
+        privacy.record_consent(account)
     return {"account_id": account.id}
 
 

@@ -40,6 +40,14 @@ class Account(Base):
     sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Legal persons: the legal representative (法定代表人) the platform named (cn_legal_rep).
     legal_rep_name: Mapped[str | None] = mapped_column(String(50))
+    # PIPL consent to the 个人信息处理规则 (portal/accounts/privacy.py): which version, when.
+    privacy_version: Mapped[str | None] = mapped_column(String(16))
+    privacy_consented_at: Mapped[datetime | None]
+    # A closed account (注销) signs nobody in; its phone and number are released for a new
+    # registration and kept here as the record of the submitted cases it keeps.
+    closed_at: Mapped[datetime | None]
+    closed_phone: Mapped[str | None] = mapped_column(String(11), index=True)
+    closed_id_number: Mapped[str | None] = mapped_column(String(18))
 
     @property
     def trust_level(self) -> int:
@@ -106,3 +114,18 @@ class Authorisation(Base):
     valid_to: Mapped[date]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class KeptForm(Base):
+    """What a page form held when its post met an expired login, or a 统一身份认证 sign-in
+    waiting for consent (portal/accounts/kept_forms.py); short-lived, never a file."""
+
+    __tablename__ = "kept_forms"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(8))  # "form" | "sso"
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(500))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

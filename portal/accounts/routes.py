@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from portal.accounts import authorisations, identity, service
+from portal.accounts import authorisations, identity, privacy, service
 from portal.accounts.filing import VERIFIED_LEVEL
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
@@ -24,6 +24,7 @@ REGISTER_LABELS = {
     "password": "密码",
     "agent_name": "经办人姓名",
     "agent_id_number": "经办人身份证号码",
+    privacy.CONSENT_FIELD: "个人信息处理规则",
 }
 
 
@@ -66,6 +67,10 @@ def register_submit(request: Request, session: DbSession, form: CsrfForm):
     if values["code"] or settings.register_code_required:
         proof = CodeProof(request.app.state.db, settings, purpose="register", code=values["code"])
     try:
+        if values[privacy.CONSENT_FIELD] != "true":
+            # Checked before anything is looked up or counted: no account without consent.
+            problems = service.validate_registration(reg)
+            raise Invalid(problems | {privacy.CONSENT_FIELD: privacy.CONSENT_MISSING})
         account = service.register_account(
             session,
             db=request.app.state.db,
@@ -73,6 +78,7 @@ def register_submit(request: Request, session: DbSession, form: CsrfForm):
             client_ip=request.client.host if request.client else "-",
             proof=proof,
         )
+        privacy.record_consent(account)
     except (Invalid, Conflict, Throttled) as exc:
         return render(
             request,

@@ -26,6 +26,11 @@ class AccountIn(BaseModel):
         description="the `register` SMS code (POST /api/v1/verifications); required unless "
         "the deployment turned PORTAL_REGISTER_NEEDS_CODE off",
     )
+    privacy_consent: bool | None = Field(
+        default=None,
+        description="true when the app showed the 个人信息处理规则 (GET /privacy) and the "
+        "citizen agreed; recorded with its version and time",
+    )
 
 
 class AccountCreatedOut(BaseModel):

@@ -281,6 +281,11 @@ def authenticate(
             raise Unauthenticated(
                 "手机号码或验证码不正确，或验证码已失效。", code="bad_credentials"
             )
+        from portal.accounts.privacy import CLOSED_MESSAGE, closed_account_for
+
+        if closed_account_for(session, phone=phone, password=password):
+            # Said only to whoever knows the password, so it tells a stranger nothing.
+            raise Unauthenticated(CLOSED_MESSAGE, code="account_closed")
         raise Unauthenticated("手机号码或密码不正确。", code="bad_credentials")
     assert account is not None
     if proof is not None:

@@ -17,6 +17,8 @@ from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts import identity as service
+from portal.accounts import sso_consent as privacy_consent
+from portal.accounts.privacy import record_consent
 from portal.accounts.service import start_login_session
 from portal.errors import DomainError, NotFound
 from portal.settings import Settings, sso_issuer_problem
@@ -144,8 +146,20 @@ async def sso_callback(request: Request):
         log.warning("SSO claims refused: %s", exc.message)
         return _failed(request, exc.message)
     next_url = request.session.get(NEXT_KEY) or "/cases"
+    if await run_in_threadpool(privacy_consent.needs_consent, request, identity):
+        # First sign-in through the platform: nothing is created or linked before the
+        # citizen has read what the portal keeps and agreed (PIPL art. 14).
+        await run_in_threadpool(privacy_consent.hold, request, identity, next_url)
+        return redirect(privacy_consent.CONSENT_PATH)
+    return await finish_sign_in(request, identity, next_url)
+
+
+async def finish_sign_in(
+    request: Request, identity: service.VerifiedIdentity, next_url: str, *, consent: bool = False
+):
+    """Sign the verified identity in (the account linked or created) and go to `next_url`."""
     try:
-        sid, created = await run_in_threadpool(_sign_in, request, identity)
+        sid, created = await run_in_threadpool(_sign_in, request, identity, consent)
     except DomainError as exc:
         return _failed(request, exc.message, exc.status)
     # A fresh session on login: the old cookie (and its CSRF token) is not carried over.
@@ -155,11 +169,15 @@ async def sso_callback(request: Request):
     return redirect(safe_next(next_url))
 
 
-def _sign_in(request: Request, identity: service.VerifiedIdentity) -> tuple[str, bool]:
+def _sign_in(
+    request: Request, identity: service.VerifiedIdentity, consent: bool = False
+) -> tuple[str, bool]:
     # The callback is a GET (the platform redirects the browser here) that writes: its
     # own write transaction, committed before the cookie names the new session.
     db = request.app.state.db
     with db.session(write=True) as session, session.begin():
         account, created = service.sign_in_verified(session, identity=identity)
+        if consent:
+            record_consent(account)
         login = start_login_session(session, account=account)
         return login.id, created

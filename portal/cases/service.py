@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from portal.accounts import authorisations
+from portal.accounts import authorisations, prefill
 from portal.accounts.filing import FilingRule, require_number
 from portal.accounts.models import Account
 from portal.cases import states
@@ -127,7 +127,8 @@ def create_case(
         enterprise, authorisation = authorisations.authorisation_for(
             session, agent=account, uscc=on_behalf_of, item_code=item.code
         )
-    values, errors = clean_form(item.fields, form or {}, partial=True)
+    form = prefill.prefilled(item.fields, account=account, enterprise=enterprise, form=form)
+    values, errors = clean_form(item.fields, form, partial=True)
     if errors:
         raise Invalid(errors)
     case = Case(
@@ -165,7 +166,10 @@ def untouched_draft(session: Session, *, account: Account, item_code: str) -> Ca
         .order_by(Case.id.desc())
         .limit(5)
     )
-    return next((case for case in session.scalars(query) if not case.form), None)
+    item = session.get(Item, item_code)
+    # Untouched: nothing but what the prefill put there (portal/accounts/prefill.py).
+    blank = prefill.prefilled(item.fields, account=account) if item is not None else {}
+    return next((case for case in session.scalars(query) if case.form in ({}, blank)), None)
 
 
 ensure_editable = states.require_editable  # the rule lives in the state table

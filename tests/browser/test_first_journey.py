@@ -41,6 +41,7 @@ def test_search_register_draft_upload_review(server, client, phone, tmp_path):
     page.fill("#f-id_number", number)
     page.fill("#f-phone", mobile)
     page.fill("#f-password", "s3cure-pass-word")
+    page.check("#f-privacy_consent")
     check_page(page, "04-register")
     page.get_by_role("button", name="注册", exact=True).click()
     page.wait_for_url(f"**/items/{item['code']}")

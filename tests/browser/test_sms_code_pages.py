@@ -51,6 +51,7 @@ def test_code_pages_without_javascript(server, client, browser):
     check_page_without_js(plain, probe, "sms-register-sent")
     plain.fill("#f-code", last_code(before))
     plain.fill("#f-password", PASSWORD)
+    plain.check("#f-privacy_consent")
     plain.click("main form button:visible:text-is('注册')")
     plain.wait_for_url(re.compile(r"/cases$"))
 
