@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -10,14 +9,11 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing, VerificationRequired, identity_notice
-from portal.cases import pages, service, states
-from portal.cases.models import Case
-from portal.cases.uploads import upload_to_case
+from portal.cases import pages, service, states, uploads
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.materials import service as materials
-from portal.materials.models import CaseFile
 from portal.web import (
     CsrfForm,
     CurrentAccount,
@@ -85,7 +81,8 @@ def create_case(request: Request, session: DbSession, account: CurrentAccount, f
 @router.get("/cases/{case_no}")
 def case_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return _page(request, session, case, account)
+    uploaded = uploads.take_confirmation(request)
+    return _page(request, session, case, account, uploaded=uploaded)
 
 
 @router.get("/cases/{case_no}/form")
@@ -139,14 +136,17 @@ async def _upload(
     *,
     check,
     attach,
-    done: Callable[[Case, CaseFile], tuple[str, str]],
+    replacing: int | None = None,
 ):
-    """The page side of one upload: errors next to the material, success as a flash."""
+    """The page side of one upload: errors next to the material, and the 已上传 line there too.
+
+    Either way the page lands on the material (#m-<code>), with JS (in place) or without.
+    """
     case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
     item = await run_in_threadpool(_item, session, case)
     await run_in_threadpool(check, session, case=case, item=item, material_code=material_code)
     try:
-        case_file = await upload_to_case(
+        uploaded = await uploads.upload_from_page(
             request,
             session,
             account=account,
@@ -166,12 +166,16 @@ async def _upload(
             session,
             case,
             account,
-            upload_errors={material_code: exc.message},
+            # Keyed like the form it came from: the material, or the file being replaced.
+            upload_errors={
+                material_code if replacing is None else f"{material_code}-{replacing}": exc.message
+            },
             status_code=exc.status,
         )
-    message, target = done(case, case_file)
-    flash(request, message)
-    return redirect(target)
+    uploads.confirm(
+        request, material_code=material_code, uploaded=uploaded, replaced=replacing is not None
+    )
+    return redirect(f"/cases/{case.case_no}#m-{material_code}")
 
 
 @router.post("/cases/{case_no}/materials/{material_code}/files")
@@ -186,10 +190,29 @@ async def upload_file(
         material_code,
         check=materials.check_can_upload,
         attach=materials.attach_file,
-        done=lambda case, f: (
-            f"已上传“{f.filename}”。",
-            f"/cases/{case.case_no}#m-{material_code}",
-        ),
+    )
+
+
+@router.post("/cases/{case_no}/materials/{material_code}/files/{file_id}/replace")
+async def replace_file(
+    request: Request,
+    case_no: str,
+    material_code: str,
+    file_id: RowId,
+    session: DbSession,
+    account: LoggedIn,
+):
+    """A returned file replaced in one step: the new one is in before the old one goes."""
+    check, attach = uploads.replacing(file_id)
+    return await _upload(
+        request,
+        session,
+        account,
+        case_no,
+        material_code,
+        check=check,
+        attach=attach,
+        replacing=file_id,
     )
 
 
@@ -372,10 +395,6 @@ async def supplement_upload(
         material_code,
         check=service.check_can_supplement,
         attach=service.attach_supplement_file,
-        done=lambda case, f: (
-            f"已上传“{f.filename}”，核对后提交补交。",
-            f"/cases/{case.case_no}#supplement",
-        ),
     )
 
 

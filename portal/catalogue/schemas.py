@@ -48,6 +48,12 @@ class MaterialSpec(_Strict):
     copies: int = Field(default=1, ge=1)
     note: str = ""
     source: str = ""
+    # The blank form to fill in (空白表格) and a filled-in sample (样表) or picture (示例图),
+    # where the catalogue has one: a file under static/ (/static/...) or the issuer's https page.
+    blank_form: str = Field(
+        default="", pattern=r"^(/static/[a-z0-9/_-]+\.(pdf|png|jpg)|https://\S+)?$"
+    )
+    sample: str = Field(default="", pattern=r"^(/static/[a-z0-9/_-]+\.(pdf|png|jpg)|https://\S+)?$")
 
 
 class FieldSpec(_Strict):
