@@ -346,7 +346,8 @@ def test_without_an_account_on_the_pages(client, db):
     # Another browser sees nothing of it without the phone's code.
     other = TestClient(client.app)
     elsewhere = other.get(done.headers["location"], follow_redirects=False)
-    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/consultations/lookup"
+    assert elsewhere.status_code == 404 and "窗口让我跑了三次" not in elsewhere.text
+    assert "凭手机号码和编号查询" in elsewhere.text
     # …and finds it with phone + reference + a new code.
     page = other.get(f"/consultations/lookup?ref={reference}")
     assert f'value="{reference}"' in page.text

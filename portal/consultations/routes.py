@@ -33,6 +33,10 @@ LOOKUP_LABELS = {"phone": "手机号码", "reference": "咨询投诉编号", "co
 # a new code; on a hall's shared computer the next citizen finds it closed soon after.
 VIEW_SECONDS = 30 * 60
 VIEWS_KEPT = 5
+ANONYMOUS_NOT_FOUND = (
+    "没有找到该咨询投诉。登录后提交的，请登录后在“我的咨询投诉”查看；"
+    "不登录提交的，请在“查询咨询投诉答复”凭手机号码和编号查询。"
+)
 
 
 def _case_options(session, account) -> list[tuple[str, str]]:
@@ -289,7 +293,8 @@ def detail_page(
     elif account is not None:
         consultation = service.get_own(session, account=account, consultation_id=consultation_id)
     else:
-        return redirect("/consultations/lookup")
+        # Answered like a missing one whoever it belongs to, pointing to both ways in.
+        raise NotFound(ANONYMOUS_NOT_FOUND, code="consultation_not_found")
     case = session.get(Case, consultation.case_id) if consultation.case_id else None
     view = service.consultation_view(consultation, case.case_no if case else None)
     return render(
