@@ -246,13 +246,20 @@ def cases_in_progress(session: Session, *, account: Account) -> list[str]:
     return list(session.scalars(query.order_by(Case.id)))
 
 
+def _never_sent(account: Account):
+    """The account's drafts, and drafts it deleted (withdrawn before anything was sent)."""
+    return (Case.account_id == account.id) & Case.submitted_at.is_(None)
+
+
 def close_summary(session: Session, *, account: Account) -> dict[str, Any]:
     """What closing would delete and keep, for the confirm page and the API."""
     drafts = session.scalars(
-        select(Case.id).where(Case.account_id == account.id, Case.status == states.DRAFT)
+        select(Case.id).where(_never_sent(account), Case.status == states.DRAFT)
     ).all()
     kept = session.scalars(
-        select(Case.case_no).where(Case.account_id == account.id, Case.status != states.DRAFT)
+        select(Case.case_no)
+        .where(Case.account_id == account.id, Case.submitted_at.is_not(None))
+        .order_by(Case.id)
     ).all()
     return {
         "drafts": len(drafts),
@@ -298,11 +305,8 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
             code="cases_in_progress",
         )
     now = utcnow()
-    drafts = list(
-        session.scalars(
-            select(Case).where(Case.account_id == account.id, Case.status == states.DRAFT)
-        )
-    )
+    drafts = list(session.scalars(select(Case).where(_never_sent(account))))
+    draft_count = sum(c.status == states.DRAFT for c in drafts)
     files = 0
     if drafts:
         ids = [c.id for c in drafts]
@@ -343,7 +347,11 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
     account.sso_subject = None
     account.closed_at = now
     session.flush()
-    return {"drafts": len(drafts), "files": files or 0, "library": library or 0}
+    return {
+        "drafts": draft_count,
+        "files": files or 0,
+        "library": library or 0,
+    }
 
 
 def closed_account_for(session: Session, *, phone: str, password: str) -> Account | None:
@@ -357,8 +365,3 @@ def closed_account_for(session: Session, *, phone: str, password: str) -> Accoun
     if not closed:
         verify_password(None, password)  # as long as when there is one
     return next((a for a in closed if verify_password(a.password_hash, password)), None)
-
-
-def purge_kept(session: Session) -> None:
-    """Kept forms and pending sign-ins past their time are deleted."""
-    session.execute(delete(KeptForm).where(KeptForm.expires_at < utcnow()))
