@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from starlette.templating import Jinja2Templates
 
 from portal.accounts.models import Account, LoginSession
+from portal.cases import procedure
 from portal.clock import format_cst, to_cst, utcnow
 from portal.db import DbSession
 from portal.errors import Forbidden
@@ -72,6 +73,7 @@ def _build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
     env.globals["static_url"] = static_url
+    env.globals["procedure"] = procedure
     env.filters["cst"] = format_cst
     env.filters["cn_date"] = _cn_date
     env.filters["mask_id"] = mask_id

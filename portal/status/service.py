@@ -19,6 +19,7 @@ from portal.accounts.models import Account
 from portal.cases import service as case_service
 from portal.cases import states
 from portal.cases.models import Case, TimelineEntry
+from portal.cases.procedure import PREREVIEW_WORKING_DAYS
 from portal.catalogue.models import Item
 from portal.clock import add_working_days, span_official, to_cst, today_cst
 from portal.db import Database
@@ -37,7 +38,6 @@ LAST4_RE = re.compile(r"[0-9]{4}")
 IP_LIMIT, IP_WINDOW, IP_LOCK = 10, timedelta(minutes=15), timedelta(minutes=15)
 CASE_LIMIT, CASE_WINDOW, CASE_LOCK = 5, timedelta(hours=1), timedelta(hours=1)
 NOT_FOUND_MESSAGE = "没有找到相符的办件。请核对办件编号和申请时所用手机号的后 4 位。"
-PREREVIEW_WORKING_DAYS = 1  # as the submitted page has always promised
 
 
 class LinkExpired(Exception):
