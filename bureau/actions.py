@@ -512,6 +512,18 @@ def confirm_delivery(
     )
 
 
+def confirm_originals(
+    session: Session, *, case: BureauCase, received_at: str, note: str, ctx: Context
+) -> CaseEvent:
+    """原件已签收: the originals the applicant posted or brought are at the bureau."""
+    data = {"received_at": received_at}
+    if note:
+        data["note"] = note
+    return states.transition(
+        session, case=case, key="originals.received", data=data, actor=ctx.actor
+    )
+
+
 def reply_rating(session: Session, *, case: BureauCase, reply: str, ctx: Context) -> CaseEvent:
     """回复评价 (required for 不满意 and 非常不满意 under 好差评 rules)."""
     return states.transition(
@@ -798,20 +810,32 @@ def _do_ship(session: Session, case: BureauCase, f: Fields, ctx: Context) -> Cas
     return ship_licence(session, case=case, carrier=carrier, tracking_no=tracking_no, ctx=ctx)
 
 
-def _do_deliver(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
-    raw = f.text("signed_at", "签收时间", max_len=40)
-    signed_at = rfc3339(utcnow())
+def _moment(f: Fields, name: str, label: str) -> str:
+    """An RFC 3339 time from the form (datetime-local is CST); now when left empty."""
+    raw = f.text(name, label, max_len=40)
+    moment = utcnow()
     if raw:
         try:
             if len(raw) == 16 and raw[10] == "T":  # <input type=datetime-local>: CST
                 moment = parse_rfc3339(raw + ":00+08:00")
             else:
                 moment = parse_rfc3339(raw)
-            signed_at = rfc3339(moment)
         except ValueError:
-            f.errors["signed_at"] = "签收时间格式应为 2026-11-22T10:00:00+08:00。"
+            f.errors[name] = f"{label}格式应为 2026-11-22T10:00:00+08:00。"
+    return rfc3339(moment)
+
+
+def _do_deliver(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    signed_at = _moment(f, "signed_at", "签收时间")
     f.check()
     return confirm_delivery(session, case=case, signed_at=signed_at, ctx=ctx)
+
+
+def _do_originals(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
+    received_at = _moment(f, "received_at", "签收时间")
+    note = f.text("note", "签收说明", max_len=500)
+    f.check()
+    return confirm_originals(session, case=case, received_at=received_at, note=note, ctx=ctx)
 
 
 def _do_reply(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
@@ -875,6 +899,7 @@ ACTIONS: dict[str, Action] = {
         Action("ship", "licence.shipped", "寄出证照", _do_ship),
         Action("deliver", "licence.delivered", "登记送达", _do_deliver),
         Action("reply", "rating.reply", "回复评价", _do_reply),
+        Action("originals-received", "originals.received", "原件已签收", _do_originals),
     )
 }
 # The bureau event types work as action names too, for callers who think in events.

@@ -135,6 +135,14 @@ def _delivery_selected(session: Session, envelope: schemas.Envelope, store: Blob
     _transition(session, case, envelope.type, envelope, {"delivery": _dump(data)})
 
 
+def _originals_posted(session: Session, envelope: schemas.Envelope, store: BlobStore) -> None:
+    """How the applicant hands in the originals (post with a waybill number, or the counter)."""
+    schemas.parse(schemas.OriginalsPosted, envelope.data, prefix="data")
+    case = _existing_case(session, envelope)
+    # Kept in the case's history only; bureau.originals reads the latest from there.
+    _transition(session, case, envelope.type, envelope)
+
+
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
 
@@ -300,4 +308,5 @@ HANDLERS: dict[str, Handler] = {
     "appointment.booked": _appointment_booked,
     "appointment.cancelled": _appointment_cancelled,
     "consultation.submitted": _consultation_submitted,
+    "originals.posted": _originals_posted,
 }

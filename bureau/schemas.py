@@ -141,6 +141,32 @@ class Delivery(_Model):
         return self
 
 
+class OriginalMaterial(_Model):
+    code: Code
+    name: Text = ""
+
+
+class OriginalsPosted(_Model):
+    """材料寄递 (docs/bureau-protocol.md refinement): how the originals come."""
+
+    method: Literal["courier_pickup", "dropoff", "counter"]
+    carrier: Code | None = None
+    tracking_no: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    address: Address | None = None
+    hall: Code | Hall | None = None
+    materials: list[OriginalMaterial] = []
+
+    @model_validator(mode="after")
+    def _complete(self) -> OriginalsPosted:
+        if self.method != "counter" and (not self.carrier or not self.tracking_no):
+            raise ValueError("邮寄原件须写明快递公司 carrier 和快递单号 tracking_no")
+        if self.method == "courier_pickup" and self.address is None:
+            raise ValueError("上门取件须填写取件地址 address")
+        if self.method == "counter" and self.hall is None:
+            raise ValueError("窗口递交须指明大厅 hall")
+        return self
+
+
 class Bundle(_Model):
     code: Code
     name: Text = ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bureau import outbox
+from bureau import originals, outbox
 from bureau.clock import utcnow
 from bureau.errors import Conflict
 from bureau.models import BureauCase, CaseEvent
@@ -104,6 +104,8 @@ EVENT_LABELS: dict[str, str] = {
     "licence.delivered": "证照送达",
     "rating.reply": "回复评价",
     "consultation.answered": "答复咨询投诉",
+    "originals.posted": "原件寄递信息",
+    "originals.received": "原件已签收",
 }
 
 Guard = Callable[[BureauCase], str | None]
@@ -186,6 +188,10 @@ TRANSITIONS: dict[str, Rule] = {
     "materials.supplemented": Rule("in", _s(S.SUBMITTED, S.ACCEPTED, S.APPROVED)),
     "appointment.booked": Rule("in", _STORED - _s(S.WITHDRAWN, S.REJECTED, S.DENIED)),
     "appointment.cancelled": Rule("in", _STORED),
+    # 材料寄递, as the portal's table has it: after the formal submission, until signed for.
+    "originals.posted": Rule(
+        "in", _s(S.SUBMITTED, S.CORRECTION_REQUIRED, S.ACCEPTED), None, originals.not_received
+    ),
     # Bureau -> portal: the staff's actions, as in the portal's transition table.
     "prereview.passed": Rule("out", _s(S.PREREVIEW), S.PREREVIEW_PASSED),
     "prereview.returned": Rule("out", _s(S.PREREVIEW), S.RETURNED),
@@ -202,6 +208,7 @@ TRANSITIONS: dict[str, Rule] = {
     "licence.shipped": Rule("out", _s(S.APPROVED), None, _licence_not_delivered),
     "licence.delivered": Rule("out", _s(S.APPROVED), None, _licence_on_its_way),
     "rating.reply": Rule("out", FINISHED, None, _rated_not_replied),
+    "originals.received": Rule("out", _STORED, None, originals.awaited),
 }
 del S
 

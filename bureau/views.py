@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bureau import actions, states
+from bureau import actions, originals, states
 from bureau.clock import CST, format_cst, rfc3339, today_cst, utcnow
 from bureau.licence import mask_person_id
 from bureau.models import BureauCase, Consultation, OutboxEvent, ReceivedEvent
@@ -221,6 +221,7 @@ def case_detail(
             {k: v for k, v in entry.items() if k != "data_text"}
             for entry in history_view(case, outbox)
         ],
+        "originals": originals.view(case),
         "actions": [a.name for a in actions.available_actions(case)],
     }
 
@@ -239,6 +240,7 @@ def action_defaults(session: Session, case: BureauCase) -> dict[str, dict[str, s
         "ready-for-pickup": {"hall": actions.default_hall(session, case)},
         "ship": {"carrier": "EMS"},
         "deliver": {"signed_at": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M")},
+        "originals-received": {"received_at": utcnow().astimezone(CST).strftime("%Y-%m-%dT%H:%M")},
         "inspection": {"date": (today_cst() + timedelta(days=3)).isoformat()},
     }
 

@@ -12,12 +12,16 @@ import httpx
 
 from portal.cases import states
 from portal.db import Database
+from portal.exchange import inbound
+from portal.exchange import schemas as exchange_schemas
 from portal.exchange.dispatcher import Dispatcher
 from portal.licences.schedule import LicenceReminders
 from portal.materials.storage import open_store
 from portal.notifications import hooks
 from portal.notifications.sms import KIND as SMS_KIND
 from portal.notifications.sms import sms_handler
+from portal.originals import service as originals
+from portal.originals.schemas import ReceivedIn
 from portal.retention.schedule import DailyRetention
 from portal.settings import Settings
 from portal.verification.sms import KIND as CODE_KIND
@@ -27,6 +31,14 @@ from portal.verification.sms import code_handler
 def install_hooks() -> None:
     """Transition hooks: the message centre and its SMS copies. Safe to call again."""
     states.after_transition(hooks.on_transition)
+    install_bureau_events()
+
+
+def install_bureau_events() -> None:
+    """Bureau events other domains apply (docs/bureau-protocol.md refinements). Idempotent."""
+    # 材料寄递: the bureau signed for the originals.
+    inbound.HANDLERS.setdefault("originals.received", originals.apply_received)
+    exchange_schemas.DATA_MODELS.setdefault("originals.received", ReceivedIn)
 
 
 def build_dispatcher(

@@ -8,12 +8,13 @@ from portal.cases.models import Case, CaseCounter, TimelineEntry
 from portal.catalogue.models import Bundle, Hall, Item
 from portal.consultations.models import Consultation
 from portal.db import Base
-from portal.delivery.models import Delivery
+from portal.delivery.models import Delivery, SavedAddress
 from portal.exchange.models import InboundEvent, OutboxAttempt, OutboxMessage
 from portal.library.models import LibraryDocument
 from portal.licences.models import Licence, LicenceReminder
 from portal.materials.models import Blob, CaseFile
 from portal.notifications.models import Message
+from portal.originals.models import Originals
 from portal.ratings.models import Rating
 from portal.verification.models import SmsCode
 
@@ -34,6 +35,8 @@ __all__ = [
     "CalendarYear",
     "Delivery",
     "Message",
+    "Originals",
+    "SavedAddress",
     "Rating",
     "SmsCode",
     "CaseCounter",

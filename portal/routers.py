@@ -30,6 +30,8 @@ def all_routers() -> list[APIRouter]:
     from portal.licences import routes as licences_routes
     from portal.notifications import api as notifications_api
     from portal.notifications import routes as notifications_routes
+    from portal.originals import api as originals_api
+    from portal.originals import routes as originals_routes
     from portal.ratings import api as ratings_api
     from portal.ratings import routes as ratings_routes
     from portal.stats import routes as stats_routes
@@ -53,6 +55,7 @@ def all_routers() -> list[APIRouter]:
         appointments_api.router,
         consultations_api.router,
         delivery_api.router,
+        originals_api.router,
         ratings_api.router,
         notifications_api.router,
         status_api.router,
@@ -70,6 +73,7 @@ def all_routers() -> list[APIRouter]:
         consultations_routes.router,
         stats_routes.router,
         delivery_routes.router,
+        originals_routes.router,
         ratings_routes.router,
         notifications_routes.router,
         status_routes.router,

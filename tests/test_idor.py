@@ -38,6 +38,8 @@ OWNED = {
     "message_id",
     "document_no",
     "authorisation_id",
+    "address_id",
+    "number",  # a licence's number (我的证照): only its holder applies about it
 }
 # Catalogue identifiers anyone may read (items, bundles, material codes and kinds, divisions).
 PUBLIC = {"code", "kind", "material_code"}
@@ -55,6 +57,8 @@ MISSING = {
     "consultation_id": "00000000-0000-4000-8000-000000000000",
     "message_id": "999999",
     "document_no": "武审受〔2000〕1号",
+    "address_id": "999999",
+    "number": "JY0000NOSUCH",
 }
 FORGED_TOKEN = "eyJjYXNlX25vIjoiV0oyMDAwMDEwMTAwMDAwMSJ9.ZZZZZZ.forged-signature-forged"
 DENIED = {401, 403, 404, 405}
@@ -178,7 +182,27 @@ def owner(app, client, db):
         session.flush()
         ids["authorisation_id"] = granted.id
     ids["document_no"] = "武审受〔2026〕1号"  # A's case; B must get 404 exactly as for none
+    # 常用地址: an express address of A's (the marker in its detail) lands in A's book.
+    express = next(i for i in items if i["express"] and i["online"])
+    posted_to = new_case(client, auth, express)["case_no"]
+    address = {"recipient": "欧阳测甲", "phone": person["phone"], "province": "江苏省"}
+    address |= {"city": "常州市", "district": "武进区", "detail": marker + "路 1 号"}
+    chosen = client.put(
+        f"/api/v1/cases/{posted_to}/delivery",
+        json={"method": "express", "address": address},
+        headers=auth,
+    )
+    assert chosen.status_code == 200, chosen.text
+    ids["address_id"] = client.get("/api/v1/addresses", headers=auth).json()["addresses"][0]["id"]
     ids["token"] = FORGED_TOKEN
+    # A licence in A's wallet (registered with its number): B's 延续/变更 about it is 404.
+    registered = client.post(
+        "/api/v1/licences",
+        json={"number": "JY1320412IDOR01", "item_code": "SC0004", "valid_from": "2024-01-02"},
+        headers=auth,
+    )
+    assert registered.status_code == 201, registered.text
+    ids["number"] = "JY1320412IDOR01"
 
     secrets = [person["id_number"], person["phone"], person["name"], marker, draft, handled]
     secrets += [file["sha256"], ids["sha256"], visiting]

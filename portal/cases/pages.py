@@ -16,6 +16,7 @@ from portal.catalogue.service import halls_of
 from portal.clock import is_working_day, to_cst, today_cst
 from portal.delivery.models import Delivery
 from portal.delivery.service import delivery_info
+from portal.originals.service import originals_info
 from portal.ratings.models import Rating
 from portal.ratings.service import rating_info
 from portal.status.service import receipt_info
@@ -98,6 +99,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "rating": rating,
         # After the decision: the licence's way home, 好差评 and the receipt.
         "delivery_info": delivery_info(session, case=case, item=item),
+        "originals_info": originals_info(session, case=case, item=item),
         "rating_info": rating_info(case, rating),
         "receipt": receipt_info(case, item),
         "licence": case.licence if case.status == states.APPROVED else None,

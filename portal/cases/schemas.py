@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from portal.originals.schemas import OriginalsOut
+
 
 class CaseCreateIn(BaseModel):
     item_code: str = Field(max_length=16)
@@ -223,6 +225,9 @@ class CaseOut(BaseModel):
     outcome_reason: str | None
     remedy: str | None
     delivery: DeliveryOut | None
+    originals: OriginalsOut | None = Field(
+        default=None, description="材料寄递: null for an item whose originals are not checked"
+    )
     licence: LicenceOut | None
     rating: RatingOut | None
     commitment: CommitmentOut | None = None

@@ -31,6 +31,7 @@ from portal.clock import (
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
 from portal.materials.models import CaseFile
+from portal.originals.views import originals_view
 from portal.ratings.models import Rating
 
 CASE_PREFIX = "WJ"
@@ -854,6 +855,7 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         "outcome_reason": case.outcome_reason,
         "remedy": case.remedy,
         "delivery": _delivery_view(delivery),
+        "originals": originals_view(session, case=case, item=item),
         "licence": licence,
         "rating": _rating_view(rating),
         "commitment": _commitment_view(case.commitment),

@@ -98,6 +98,11 @@ TRANSITIONS: dict[str, Transition] = {
     "materials.supplemented": Transition(
         "补交容缺材料", _s(SUBMITTED, ACCEPTED), None, "citizen", "materials.supplemented"
     ),
+    # 材料寄递 (docs/bureau-protocol.md refinement): how the originals reach the bureau;
+    # a later choice replaces the earlier one until the bureau has signed for them.
+    "originals.posted": Transition(
+        "提交原件寄递信息", _s(SUBMITTED, CORRECTION, ACCEPTED), None, "citizen", "originals.posted"
+    ),
     # What the bureau reports.
     "prereview.passed": Transition("网上预审通过", _s(PREREVIEW), PASSED, "bureau"),
     "prereview.returned": Transition("预审退回，需补正", _s(PREREVIEW), RETURNED, "bureau"),
@@ -116,6 +121,8 @@ TRANSITIONS: dict[str, Transition] = {
     "licence.shipped": Transition("证照已寄出", _s(APPROVED), None, "bureau"),
     "licence.delivered": Transition("证照已签收", _s(APPROVED), None, "bureau"),
     "rating.reply": Transition("收到评价回复", FINISHED, None, "bureau"),
+    # Any status the bureau knows: originals may arrive after the decision, or unannounced.
+    "originals.received": Transition("审批局已签收原件", ALL_STATUSES - {DRAFT}, None, "bureau"),
 }
 
 # Hooks run inside the transition (same transaction), e.g. the message centre.

@@ -21,6 +21,7 @@ class Hall(Base):
     hours: Mapped[str] = mapped_column(String(100), default="")
     phone: Mapped[str] = mapped_column(String(50), default="")
     windows: Mapped[list[Any]] = mapped_column(default=list)
+    postage: Mapped[str] = mapped_column(String(200), default="")  # 证照寄递: who pays
 
 
 class Item(Base):

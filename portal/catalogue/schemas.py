@@ -37,6 +37,8 @@ class HallSpec(_Strict):
     hours: str = ""
     phone: str = ""
     windows: list[WindowSpec] = []
+    # Who pays for posting the licence (证照寄递), as the hall states it; shown beside 快递寄送.
+    postage: str = ""
 
 
 class MaterialSpec(_Strict):
@@ -48,6 +50,9 @@ class MaterialSpec(_Strict):
     copies: int = Field(default=1, ge=1)
     note: str = ""
     source: str = ""
+    # The bureau must see the original (原件核验) even when the scan is filed online: the
+    # applicant posts it (材料寄递) or brings it (portal/originals).
+    original: bool = False
     # The blank form to fill in (空白表格) and a filled-in sample (样表) or picture (示例图),
     # where the catalogue has one: a file under static/ (/static/...) or the issuer's https page.
     blank_form: str = Field(
@@ -212,6 +217,9 @@ class MaterialOut(BaseModel):
     deferrable: bool
     copies: int
     note: str
+    original: bool = Field(
+        default=False, description="the bureau checks the original (原件核验): post it or bring it"
+    )
 
 
 class FieldOut(BaseModel):
@@ -237,6 +245,7 @@ class HallOut(BaseModel):
     address: str
     hours: str = ""
     phone: str = ""
+    postage: str = Field(default="", description="who pays for posting the licence (证照寄递)")
 
 
 class ItemOut(ItemSummaryOut):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
 from portal.api import ApiAccount, described
 from portal.cases import service as cases
@@ -11,7 +12,7 @@ from portal.catalogue.models import Item
 from portal.db import DbSession
 from portal.delivery import service
 from portal.delivery.divisions import tree
-from portal.delivery.schemas import DeliveryIn, DivisionListOut
+from portal.delivery.schemas import AddressBookOut, DeliveryIn, DivisionListOut
 from portal.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
@@ -66,3 +67,40 @@ def api_divisions(code: str, response: Response) -> dict:
         raise NotFound("没有这个行政区划代码。", code="division_not_found")
     response.headers.update(CACHE)
     return {"code": parent.code, "name": parent.name, "divisions": [d.__dict__ for d in children]}
+
+
+def _book(session: Session, account) -> dict:
+    return {
+        "addresses": [
+            {
+                "id": a.id,
+                "recipient": a.recipient,
+                "phone": a.phone,
+                "province": a.province,
+                "city": a.city,
+                "district": a.district,
+                "detail": a.detail,
+                "postcode": a.postcode,
+                "last_used_at": a.last_used_at,
+            }
+            for a in service.address_book(session, account=account)
+        ]
+    }
+
+
+@router.get("/addresses", response_model=AddressBookOut, responses=R401)
+def api_address_book(session: DbSession, account: ApiAccount) -> dict:
+    """常用地址: the express and pickup addresses this account used, newest first."""
+    return _book(session, account)
+
+
+@router.delete(
+    "/addresses/{address_id}",
+    response_model=AddressBookOut,
+    responses=R401 | {404: {"description": "没有该常用地址（或不属于当前账户）"}},
+)
+def api_delete_address(address_id: str, session: DbSession, account: ApiAccount) -> dict:
+    """Remove one address from the book; cases that used it keep their copy. Answers the rest."""
+    service.delete_address(session, account=account, address_id=address_id)
+    session.flush()
+    return _book(session, account)

@@ -38,3 +38,28 @@ class Delivery(Base):
     pickup_code: Mapped[str | None] = mapped_column(String(32))
     ready_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+
+
+class SavedAddress(Base):
+    """常用地址: an address the account posted to or was collected from, offered again.
+
+    Kept apart from the cases' own copies, so deleting one from the book changes no case.
+    """
+
+    __tablename__ = "saved_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str] = mapped_column(String(11))
+    province_code: Mapped[str] = mapped_column(String(6))
+    city_code: Mapped[str] = mapped_column(String(6))
+    district_code: Mapped[str] = mapped_column(String(6))
+    province: Mapped[str] = mapped_column(String(50))
+    city: Mapped[str] = mapped_column(String(50))
+    district: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[str] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(6))
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -19,10 +19,9 @@ from portal.catalogue.models import Item
 from portal.catalogue.service import halls_of
 from portal.db import DbSession
 from portal.delivery import service
-from portal.delivery.divisions import postal_text, tree
+from portal.delivery.divisions import tree
 from portal.delivery.models import Delivery
 from portal.errors import Invalid
-from portal.security import mask_name, mask_phone
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -67,7 +66,7 @@ def _submitted(form) -> dict[str, str]:
     return values
 
 
-def _cascade(values: dict[str, str]) -> tuple[list, list, list]:
+def cascade(values: dict[str, str]) -> tuple[list, list, list]:
     """Options of the three selects; a choice that no longer fits its parent is dropped."""
     divisions = tree()
     provinces = [(d.code, d.name) for d in divisions.provinces]
@@ -97,23 +96,14 @@ def _page(
 ):
     delivery = session.get(Delivery, case.id)
     halls = halls_of(session, item)
-    provinces, cities, districts = _cascade(values)
+    provinces, cities, districts = cascade(values)
     method_options = []
     if item.express:
         method_options.append(("express", "快递寄送：审批局把证照寄到您填写的地址"))
     if halls:
         method_options.append(("pickup", "窗口领取：到政务服务大厅出件窗口领取"))
-    last = None
-    if delivery is None:
-        previous = service.last_address(session, account=account, exclude_case_id=case.id)
-        if previous is not None:
-            last = {
-                "place": postal_text(
-                    previous.province or "", previous.city or "", previous.district or ""
-                )
-                + (previous.detail or ""),
-                "recipient": f"{mask_name(previous.recipient)}，{mask_phone(previous.phone)}",
-            }
+    # 常用地址: the account's earlier addresses, one tap to use the latest again.
+    book = [service.book_entry(a) for a in service.address_book(session, account=account)]
     context: dict[str, Any] = {
         "case": case,
         "item": item,
@@ -126,7 +116,8 @@ def _page(
         "provinces": provinces,
         "cities": cities,
         "districts": districts,
-        "last_address": last,
+        "address_book": book,
+        "postage": service.postage_text(session, item) if item.express else "",
         "chosen": delivery is not None,
     }
     return render(request, "delivery/form.html", context, status_code=status_code)
@@ -157,10 +148,19 @@ def delivery_submit(
         # "下一步" without JavaScript: show the next select; nothing is saved yet.
         return _page(request, session, case, item, account, values)
     if action == "reuse":
-        previous = service.last_address(session, account=account, exclude_case_id=case.id)
-        if previous is None:
+        book = service.address_book(session, account=account)
+        chosen = form.get("address_id")
+        if not book:
             return redirect(f"/cases/{case.case_no}/delivery")
-        values = _values_of(previous)
+        # Without a choice (an old page) the latest address is meant: it is the one preselected.
+        saved = (
+            service.saved_address(session, account=account, address_id=chosen)
+            if isinstance(chosen, str) and chosen
+            else book[0]
+        )
+        values = {**_values_of(None), "method": "express"}
+        for name, value in service.address_values(saved).items():
+            values[f"address.{name}"] = value or ""
     if action == "edit":  # back from the check page, answers kept
         return _page(request, session, case, item, account, values)
     address = {name: values[f"address.{name}"] for name in service.ADDRESS_FIELDS}
@@ -187,3 +187,29 @@ def delivery_submit(
     chosen = session.get(Delivery, case.id)
     flash(request, f"已保存证照领取方式：{service.summary_text(session, chosen)}。")
     return redirect(f"/cases/{case.case_no}#delivery")
+
+
+# --- 常用地址 (the address book) -----------------------------------------------------------
+
+
+@router.get("/account/addresses")
+def addresses_page(request: Request, session: DbSession, account: LoggedIn):
+    book = [service.book_entry(a) for a in service.address_book(session, account=account)]
+    return render(request, "delivery/addresses.html", {"addresses": book})
+
+
+@router.post("/account/addresses/{address_id}/delete")
+def address_delete(
+    request: Request, address_id: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    saved = service.delete_address(session, account=account, address_id=address_id)
+    flash(
+        request,
+        f"已从常用地址中删除：{service.book_entry(saved)['place']}。办件中已填写的地址不受影响。",
+    )
+    back = form.get("back")
+    # Only our own case pages, never an address from the form (no open redirect).
+    if isinstance(back, str) and back.startswith("/cases/") and back.endswith("/delivery"):
+        case = cases.get_own_case(session, account=account, case_no=back.split("/")[2])
+        return redirect(f"/cases/{case.case_no}/delivery")
+    return redirect("/account/addresses")

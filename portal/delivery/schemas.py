@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -42,3 +43,19 @@ class DivisionListOut(BaseModel):
     code: str | None = Field(description="the parent's code; null for the list of provinces")
     name: str | None
     divisions: list[DivisionOut]
+
+
+class SavedAddressOut(BaseModel):
+    id: int
+    recipient: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    postcode: str | None
+    last_used_at: datetime
+
+
+class AddressBookOut(BaseModel):
+    addresses: list[SavedAddressOut] = Field(description="most recently used first (up to 5)")

@@ -17,8 +17,9 @@ from portal.catalogue.models import Hall, Item
 from portal.catalogue.service import halls_of
 from portal.clock import utcnow
 from portal.delivery.divisions import Division, postal_text, tree
-from portal.delivery.models import Delivery
-from portal.errors import Conflict, Invalid
+from portal.delivery.models import Delivery, SavedAddress
+from portal.errors import Conflict, Invalid, NotFound
+from portal.originals.carriers import carrier_name, tracking_url
 from portal.security import mask_name, mask_phone
 
 METHODS = {"express": "快递寄送", "pickup": "窗口领取"}
@@ -58,18 +59,21 @@ def normalise_mobile(value: str) -> str:
     return digits
 
 
-def clean_address(raw: dict[str, Any], *, prefix: str = "address.") -> Address:
-    """Every part of an express address checked, with a 中文 reason per field (422)."""
+def clean_address(raw: dict[str, Any], *, prefix: str = "address.", who: str = "收件人") -> Address:
+    """Every part of an address checked, with a 中文 reason per field (422).
+
+    `who` names the person in the messages: 收件人 for a delivery, 寄件人 for a pickup.
+    """
     errors: dict[str, str] = {}
     divisions = tree()
     recipient = _text(raw, "recipient")
     if not recipient:
-        errors["recipient"] = "请填写收件人姓名"
+        errors["recipient"] = f"请填写{who}姓名"
     elif len(recipient) > RECIPIENT_MAX:
-        errors["recipient"] = f"收件人姓名不能超过 {RECIPIENT_MAX} 个字"
+        errors["recipient"] = f"{who}姓名不能超过 {RECIPIENT_MAX} 个字"
     phone = normalise_mobile(_text(raw, "phone"))
     if not phone:
-        errors["phone"] = "请填写收件人的手机号码"
+        errors["phone"] = f"请填写{who}的手机号码"
     elif not MOBILE_RE.fullmatch(phone):
         errors["phone"] = "手机号码应为 11 位数字，以 1 开头，如 13912345678"
     province = city = district = None
@@ -116,7 +120,9 @@ def clean_address(raw: dict[str, Any], *, prefix: str = "address.") -> Address:
     if postcode is not None and not POSTCODE_RE.fullmatch(postcode):
         errors["postcode"] = "邮政编码应为 6 位数字，不知道可以不填"
     if errors:
-        raise Invalid({prefix + k: v for k, v in errors.items()}, "收件地址有误，请按提示修改。")
+        raise Invalid(
+            {prefix + k: v for k, v in errors.items()}, f"{who[:1]}件地址有误，请按提示修改。"
+        )
     assert province and city and district
     return Address(recipient, phone, province, city, district, detail, postcode)
 
@@ -166,6 +172,8 @@ def choose_delivery(
     if delivery_event_data(delivery) == before:
         return delivery  # the same choice again: nothing new to tell the bureau
     delivery.selected_at = utcnow()
+    if method == "express":
+        remember_address(session, account_id=case.account_id, values=values)
     session.flush()
     detail = summary_text(session, delivery)
     if case.status == states.DRAFT:
@@ -259,24 +267,68 @@ def summary_text(session: Session, delivery: Delivery) -> str:
     return f"快递寄送：{place}{delivery.detail or ''}，收件人 {mask_name(delivery.recipient)}"
 
 
-def last_address(session: Session, *, account: Account, exclude_case_id: int) -> Delivery | None:
-    """The express address the applicant used most recently on another case."""
-    query = (
-        select(Delivery)
-        .join(Case, Case.id == Delivery.case_id)
-        .where(
-            Case.account_id == account.id,
-            Delivery.case_id != exclude_case_id,
-            Delivery.method == "express",
-            Delivery.district_code.is_not(None),
+BOOK_SIZE = 5  # addresses offered again; older ones stay until deleted but are not shown
+
+
+def remember_address(session: Session, *, account_id: int, values: dict[str, Any]) -> SavedAddress:
+    """Keep an express address in the account's book; the same address again moves it up."""
+    key = {k: values[k] for k in ("recipient", "phone", "district_code", "detail")}
+    saved = session.scalars(
+        select(SavedAddress).where(
+            SavedAddress.account_id == account_id,
+            *(getattr(SavedAddress, k) == v for k, v in key.items()),
         )
-        .order_by(Delivery.selected_at.desc())
-        .limit(1)
+    ).first()
+    if saved is None:
+        saved = SavedAddress(account_id=account_id, **key)
+        session.add(saved)
+    for name in ("province_code", "city_code", "province", "city", "district", "postcode"):
+        setattr(saved, name, values[name])
+    saved.last_used_at = utcnow()
+    return saved
+
+
+def address_book(session: Session, *, account: Account) -> list[SavedAddress]:
+    """The account's most recently used addresses, newest first."""
+    query = (
+        select(SavedAddress)
+        .where(SavedAddress.account_id == account.id)
+        .order_by(SavedAddress.last_used_at.desc(), SavedAddress.id.desc())
+        .limit(BOOK_SIZE)
     )
-    return session.scalars(query).first()
+    return list(session.scalars(query))
 
 
-def address_values(delivery: Delivery) -> dict[str, Any]:
+def saved_address(session: Session, *, account: Account, address_id: int | str) -> SavedAddress:
+    """One address of the account's book; another account's is 404 exactly like a missing one."""
+    try:
+        number = int(address_id)
+    except (TypeError, ValueError):
+        number = 0
+    saved = session.get(SavedAddress, number) if 0 < number < 2**31 else None
+    if saved is None or saved.account_id != account.id:
+        raise NotFound("没有这个常用地址，可能已经删除。", code="address_not_found")
+    return saved
+
+
+def delete_address(session: Session, *, account: Account, address_id: int | str) -> SavedAddress:
+    """Remove an address from the book; the cases that used it keep their own copy."""
+    saved = saved_address(session, account=account, address_id=address_id)
+    session.delete(saved)
+    return saved
+
+
+def book_entry(saved: SavedAddress) -> dict[str, Any]:
+    """How the book shows an address: the place in full, the recipient and phone masked."""
+    return {
+        "id": saved.id,
+        "place": postal_text(saved.province, saved.city, saved.district) + saved.detail,
+        "recipient": f"{mask_name(saved.recipient)}，{mask_phone(saved.phone)}",
+        "last_used_at": saved.last_used_at,
+    }
+
+
+def address_values(delivery: Delivery | SavedAddress) -> dict[str, Any]:
     """A kept express address as the form (codes) or the API (names) takes it."""
     return {
         "recipient": delivery.recipient,
@@ -289,6 +341,14 @@ def address_values(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def postage_text(session: Session, item: Item) -> str:
+    """Who pays for posting the licence, as the item's first hall that says so states it."""
+    for hall in halls_of(session, item):
+        if hall.postage:
+            return hall.postage
+    return ""
+
+
 def delivery_info(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
     """What the case page says about the licence's way home, computed here."""
     delivery = session.get(Delivery, case.id)
@@ -296,6 +356,7 @@ def delivery_info(session: Session, *, case: Case, item: Item) -> dict[str, Any]
         "chosen": delivery is not None,
         "can_change": changeable(delivery) and states.allowed(case, "delivery.selected"),
         "express_offered": item.express,
+        "postage": postage_text(session, item) if item.express else "",
         "state": None,
     }
     if delivery is None:
@@ -315,5 +376,9 @@ def delivery_info(session: Session, *, case: Case, item: Item) -> dict[str, Any]
         info["state"] = "shipped"
     elif delivery.ready_at is not None:
         info["state"] = "ready"
+    if delivery.tracking_no:
+        # The carrier's own query page, when the bureau's carrier is one we know.
+        info["carrier_name"] = carrier_name(delivery.carrier)
+        info["tracking_url"] = tracking_url(delivery.carrier, delivery.tracking_no)
     info["delivery"] = delivery
     return info

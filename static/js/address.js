@@ -2,7 +2,8 @@
 // /api/v1/divisions/{code} and only the chosen method's section shows. Without
 // JavaScript the "下一步" buttons do the same on the server.
 (function () {
-  var form = document.getElementById("delivery-form");
+  // The delivery page, and the originals page (上门取件 address) which works the same way.
+  var form = document.getElementById("delivery-form") || document.getElementById("originals-form");
   if (!form || !window.fetch) return;
   form.querySelectorAll(".js-cascade").forEach(function (b) { b.remove(); });
   var levels = ["province", "city", "district"].map(function (n) {
@@ -42,7 +43,9 @@
   function reveal() {
     var chosen = form.querySelector("input[name=method]:checked");
     form.querySelectorAll(".method-section").forEach(function (s) {
-      s.hidden = radios.length > 0 && (!chosen || chosen.value !== s.getAttribute("data-method"));
+      // data-method may name several methods, separated by spaces.
+      var methods = s.getAttribute("data-method").split(" ");
+      s.hidden = radios.length > 0 && (!chosen || methods.indexOf(chosen.value) < 0);
     });
   }
   radios.forEach(function (r) { r.addEventListener("change", reveal); });
