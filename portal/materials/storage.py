@@ -236,11 +236,14 @@ class LocalBlobStore:
             writer.kept = True
             if thumb is not None:
                 self._place_thumb(thumb, sha256)
-            _fsync_dir(final.parent)
         finally:
             writer.discard()
             if thumb is not None:
                 thumb.unlink(missing_ok=True)
+        # Both directories on both paths: syncing one that changed costs a journal
+        # commit. A new file changed both; a duplicate the staging one (its unlinks).
+        _fsync_dir(final.parent)
+        _fsync_dir(self.tmp)
         return new
 
     def _stage(self, data: bytes) -> Path:
