@@ -212,7 +212,6 @@ def _case_page(
         "notice_kinds": NOTICE_KINDS,
         "procedure": views.procedure_view(case),
         "originals": originals.view(case),
-        "application": applications.view(session, case),
     }
     return render(request, "case.html", context, status=status)
 
