@@ -38,12 +38,14 @@ PHONE = re.compile(
 TEL_LINK = re.compile(r'<a\b[^>]*href="tel:[0-9+]+"[^>]*>.*?</a>', re.S)
 # The applicant goes somewhere in person (a negation such as 无需到现场 is removed first).
 IN_PERSON = re.compile(
-    r"到现场|现场提交|窗口提交|到窗口|到.{0,10}(?:大厅|窗口|服务中心).{0,6}(?:提交|申请|申报|办理)"
+    r"到现场|现场提交|窗口提交|到窗口|原件.{0,4}现场核验"
+    r"|到.{0,10}(?:大厅|窗口|服务中心).{0,6}(?:提交|申请|申报|办理)"
 )
 NEGATED = re.compile(r"(?:无需|无须|不需|不用|不必|免于|不再)(?:再)?(?:到现场|到窗口|跑)")
-# Another website or system to apply on; "本网站" (this one) and "在线" (online) are not.
+# Another website or system to apply on; "本网站"/"本系统" (this one) and "在线" (online)
+# are not.
 ELSEWHERE = re.compile(
-    r"(?:在|通过|登录|进入|到)(?!本网站|线)[^，。；]{0,20}?"
+    r"(?:在|通过|登录|进入|到)(?!本网站|本系统|本平台|线)[^，。；]{0,20}?"
     r"(?:政务服务网|苏服办|全链通|一网通办|系统|平台|网站|App|APP|小程序)"
     r"[^。；]{0,12}?(?:申报|申请|提交|填报|上传|办理)"
 )
@@ -83,6 +85,7 @@ def test_the_detectors_themselves():
     assert not untapped_phones("<p>12345 热线答复</p><p>编号 ZX261203123456</p>")
     assert in_person("也可到任一大厅综合受理窗口提交。") and in_person("请申请人到现场签字")
     assert not in_person("全程网上办理，无需到现场。") and not in_person("可邮寄或到大厅领取。")
+    assert in_person("身份证原件现场核验") and not in_person("卫生健康部门组织现场核查")
     assert elsewhere("在江苏政务服务网在线申报。") and elsewhere("登录名称自主申报系统申报")
     assert elsewhere("通过江苏政务服务网“企业开办全链通”在线填报")
     assert not elsewhere("在本网站在线申报，可选择告知承诺方式。")
@@ -184,6 +187,15 @@ def guide_problems(item: dict) -> list[str]:
         if item["visits"] == 0:
             problems += [
                 f"{item['code']}: 0 次到现场 but {p!r} in {step!r}" for p in in_person(step)
+            ]
+    for m in item.get("materials", []):
+        note = f"{m['name']}：{m.get('note') or ''}"
+        problems += [
+            f"{item['code']}: applies elsewhere {e!r} in {note!r}" for e in elsewhere(note)
+        ]
+        if item["visits"] == 0:
+            problems += [
+                f"{item['code']}: 0 次到现场 but {p!r} in {note!r}" for p in in_person(note)
             ]
     if item["visits"] == 0 and not item["online"]:
         problems.append(f"{item['code']}: 0 次到现场 but not online")
