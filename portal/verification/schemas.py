@@ -7,7 +7,9 @@ from pydantic import BaseModel, Field
 
 class VerificationIn(BaseModel):
     phone: str = Field(max_length=32)
-    purpose: str = Field(max_length=16, description="`register`, `login`, `reset` or `consultation`")
+    purpose: str = Field(
+        max_length=16, description="`register`, `login`, `reset` or `consultation`"
+    )
 
 
 class VerificationOut(BaseModel):
