@@ -314,3 +314,31 @@ def test_api_upload_is_unchanged_one_file(client, auth, draft):
     # The API keeps its contract (citizen-api.md): one `file` part.
     response = upload(client, auth, draft["case_no"], draft["code"])
     assert response.status_code == 201
+
+
+def test_a_supplement_upload_lands_on_its_material_too(client, auth, person):
+    from tests.test_commitments import deferrable_item, ready_for_formal
+
+    item = deferrable_item(client)
+    code = next(m["code"] for m in item["materials"] if m["deferrable"] and m["required"])
+    case_no = ready_for_formal(client, auth, item)
+    submitted = client.post(
+        f"/api/v1/cases/{case_no}/submission",
+        json={"commitment": {"deferred_materials": [code], "accepted": True}},
+        headers=auth,
+    )
+    assert submitted.status_code == 202, submitted.text
+    web_login(client, person)
+    photos = [
+        EMPTY_FILE,
+        ("photos", ("p1.jpg", photo((600, 800), COLOURS[0]), "image/jpeg")),
+        ("photos", ("p2.jpg", photo((600, 800), COLOURS[1]), "image/jpeg")),
+    ]
+    response = post_upload(client, f"/cases/{case_no}/supplements/{code}/files", photos)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/cases/{case_no}#m-{code}"
+    page = client.get(response.headers["location"]).text
+    task = page[page.index('id="supplement"') :]
+    assert "2 张照片已合成一份材料" in material_block(task, code)
+    review = client.get(f"/cases/{case_no}/supplement").text
+    assert "（2页）.pdf" in review

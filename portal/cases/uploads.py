@@ -105,7 +105,9 @@ class _Parts:
     def on_part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PHOTOS + 4:
-            raise BadUpload(f"一次最多拍 {MAX_PHOTOS} 张照片。", code="too_many_parts")
+            raise BadUpload(
+                f"表单字段过多，一次最多拍 {MAX_PHOTOS} 张照片。", code="too_many_parts"
+            )
         self.headers = {}
         self.current = None
 

@@ -45,8 +45,10 @@ def test_correction_page_and_licence_download(running, phone, tmp_path):
     first = notes[0]["code"]
     fixed = tmp_path / "盖章版.pdf"
     fixed.write_bytes(PDF_BYTES + b"%stamped")
-    page.set_input_files(f"#file-{first}", str(fixed))
-    page.click(f"#m-{first} form.upload-form button[type=submit]")
+    # The returned file is replaced in one step, by the form next to it.
+    replace = f"#m-{first} .files form.upload-form"
+    page.set_input_files(f"{replace} input[name=file]", str(fixed))
+    page.click(f"{replace} button[type=submit]")
     page.wait_for_selector(f"#m-{first} .files li >> text=盖章版.pdf")
     page.goto(f"{portal.server.url}/cases/{case_no}/review")
     page.click("text=重新提交预审")

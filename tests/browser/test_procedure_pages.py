@@ -42,8 +42,10 @@ def test_correction_after_submission_and_suspended_clock(running, phone, tmp_pat
 
     fixed = tmp_path / "盖章版.pdf"
     fixed.write_bytes(PDF_BYTES + b"%stamped")
-    page.set_input_files(f"#file-{named['code']}", str(fixed))
-    page.click(f"#m-{named['code']} form.upload-form button[type=submit]")
+    # The returned file is replaced in one step, by the form next to it.
+    replace = f"#m-{named['code']} .files form.upload-form"
+    page.set_input_files(f"{replace} input[name=file]", str(fixed))
+    page.click(f"{replace} button[type=submit]")
     page.wait_for_selector(f"#m-{named['code']} .files li >> text=盖章版.pdf")
     page.goto(f"{portal.server.url}/cases/{case_no}/correction")
     check_page(page, "41-correction-check")
