@@ -28,6 +28,7 @@ from fastapi import Request
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from portal.accounts.models import Account, KeptForm
@@ -83,7 +84,10 @@ async def after_timeout(request: Request) -> str | None:
         return page  # an upload: its file cannot be kept, and it holds nothing else
     from portal.web import CSRF_FIELD, csrf_valid
 
-    form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    try:
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    except HTTPException:  # a malformed or oversized form: nothing worth keeping
+        return page
     token = form.get(CSRF_FIELD)
     if not csrf_valid(request, token if isinstance(token, str) else None):
         return page

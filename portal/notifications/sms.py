@@ -40,6 +40,8 @@ def queue_sms(
     case_no: str | None = None,
 ) -> None:
     """Queue one SMS; messages to one account leave in order, apart from any bureau event."""
+    if phone.startswith("x"):
+        return  # a closed account's placeholder (accounts/privacy.py): no phone to text
     enqueue_job(
         session,
         kind=KIND,
