@@ -224,12 +224,14 @@ def test_received_without_an_announcement_is_shown_too(client, auth, case):
 
 
 def test_page_check_then_confirm_and_the_case_page_timeline(client, auth, person, db, case):
-    _, case_no = case
+    item, case_no = case
     web_login(client, person)
     page = client.get(f"/cases/{case_no}")
     assert "原件寄递" in page.text and f"/cases/{case_no}/originals" in page.text
     form = client.get(f"/cases/{case_no}/originals")
     assert form.status_code == 200 and "顺丰速运" in form.text
+    # Where to post them: the item's first hall, with the case number for the waybill.
+    assert item["halls"][0]["address"] in form.text and f"办件编号 {case_no}" in form.text
     token = csrf_of(form.text)
     fields = {"csrf_token": token, "method": "dropoff", "carrier": "EMS", "tracking_no": "12345"}
     bad = client.post(f"/cases/{case_no}/originals", data={**fields, "action": "save"})
@@ -363,3 +365,25 @@ def test_postage_is_stated_and_the_tracking_link_shown(client, auth, person):
     bureau(client, other, "licence.shipped", {"carrier": "某某快运", "tracking_no": "X123456"})
     shown = client.get(f"/cases/{other}").text
     assert "X123456" in shown and "官网查询物流" not in shown
+
+
+def test_each_carriers_waybill_format_is_accepted(client, auth, db, case):
+    """The formats of docs/citizen-api.md, one valid number each (written out by hand)."""
+    _, case_no = case
+    valid = [
+        ("EMS", "1012345678901"),
+        ("EMS", "ea123456789cn"),
+        ("CNPOST", "9812 3456 7890 1"),
+        ("SF", "SF1234567890123"),
+        ("JD", "JDVA12345678901"),
+    ]
+    for carrier, number in valid:
+        body = {"method": "dropoff", "carrier": carrier, "tracking_no": number}
+        response = post(client, auth, case_no, body)
+        assert response.status_code == 200, (carrier, number, response.text)
+        sent = events(db, "originals.posted", case_no)[-1]["data"]
+        assert sent["carrier"] == carrier
+        assert sent["tracking_no"] == number.replace(" ", "").upper()
+    assert len(events(db, "originals.posted", case_no)) == len(valid)
+    wrong = {"method": "dropoff", "carrier": "JD", "tracking_no": "SF1234567890123"}
+    assert post(client, auth, case_no, wrong).status_code == 422

@@ -114,6 +114,7 @@ def _page(
         "error_message": message,
         "labels": LABELS,
         "needed": service.originals_needed(item),
+        "send_to": service.send_to(session, item),
         "method_options": list(service.METHODS.items()),
         "carrier_options": carriers.CHOICES,
         "carrier_examples": "；".join(
@@ -177,6 +178,7 @@ def originals_submit(
                     "item": item,
                     "values": values,
                     "needed": service.originals_needed(item),
+                    "send_to": service.send_to(session, item),
                     "choice": service.preview(session, values=checked),
                 },
             )

@@ -39,6 +39,12 @@ def originals_needed(item: Item) -> list[dict[str, Any]]:
     return [{"code": m["code"], "name": m["name"]} for m in item.materials if m.get("original")]
 
 
+def send_to(session: Session, item: Item) -> Hall | None:
+    """Where posted originals go: the item's first hall, the one that handles its cases."""
+    halls = halls_of(session, item)
+    return halls[0] if halls else None
+
+
 def check_can_post(case: Case, item: Item, originals: Originals | None) -> None:
     """409 unless the applicant may (re)state how the originals reach the bureau now."""
     if not originals_needed(item):
