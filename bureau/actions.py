@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bureau import outbox, states
+from bureau import applications, outbox, states
 from bureau.blobs import BlobStore
 from bureau.clock import parse_rfc3339, rfc3339, today_cst, utcnow
 from bureau.errors import Conflict, Invalid, NotFound
@@ -367,19 +367,35 @@ def approve_case(
     *,
     case: BureauCase,
     decision_no: str | None,
-    licence: LicenceInput,
+    licence: LicenceInput | None,
     ctx: Context,
     notice: bool = False,
 ) -> CaseEvent:
-    """准予许可: issue the electronic licence (PDF blob) and send its reference."""
+    """准予许可: issue the electronic licence (PDF blob) and send its reference.
+
+    By the case's application (v1.1): a renewal, change or reissue issues the licence
+    anew under the number it named (unless staff give another), replacing the earlier
+    one in the register; a cancellation issues none and cancels the one it named.
+    """
     states.ensure_fits(case, "case.approved")
-    number = licence.number or generate_licence_number(session)
-    if session.scalar(select(Licence.id).where(Licence.number == number)) is not None:
-        raise Invalid({"licence_number": f"证照编号 {number} 已被使用。"})
+    application = applications.application_of(session, case)
+    kind = application["kind"]
     decision = decision_no or generate_decision_no(session)
+    if kind == "cancellation":
+        return _approve_cancellation(
+            session, case=case, application=application, decision=decision, ctx=ctx, notice=notice
+        )
+    assert licence is not None
+    earlier_number = (application.get("licence") or {}).get("number") if kind != "new" else None
+    number = licence.number or earlier_number or generate_licence_number(session)
+    existing = session.scalars(select(Licence).where(Licence.number == number)).first()
+    # Only the licence the application names may be issued again under its own number.
+    if existing is not None and number != earlier_number:
+        raise Invalid({"licence_number": f"证照编号 {number} 已被使用。"})
     applicant = case.applicant
     enterprise = applicant.get("id_type") == "USCC" or applicant.get("kind") == "enterprise"
     id_number = str(applicant.get("id_number", ""))
+    item_name = applications.item_name_on_licence(case.item_name)
     document = LicenceDocument(
         title=licence.name,
         number=number,
@@ -387,7 +403,7 @@ def approve_case(
         # 统一社会信用代码 is public; a person's 身份证 number is not, so it is masked.
         holder_id_label="统一社会信用代码" if enterprise else "公民身份号码",
         holder_id_display=id_number if enterprise else mask_person_id(id_number),
-        item_name=case.item_name,
+        item_name=item_name,
         valid_from=licence.valid_from,
         valid_to=licence.valid_to,
         decision_no=decision,
@@ -397,23 +413,31 @@ def approve_case(
     pdf = render_licence(document, font_path=ctx.settings.licence_font)
     sha256 = ctx.store.put_bytes(pdf, "application/pdf")
     filename = f"{number}.pdf"
-    session.add(
-        Licence(
-            case_id=case.id,
-            number=number,
-            name=licence.name,
-            holder_name=document.holder_name,
-            holder_id_display=document.holder_id_display,
-            item_name=case.item_name,
-            valid_from=licence.valid_from,
-            valid_to=licence.valid_to,
-            decision_no=decision,
-            filename=filename,
-            content_type="application/pdf",
-            sha256=sha256,
-            issued_at=utcnow(),
-        )
-    )
+    values = {
+        "case_id": case.id,
+        "number": number,
+        "name": licence.name,
+        "holder_name": document.holder_name,
+        "holder_id_display": document.holder_id_display,
+        "item_name": item_name,
+        "valid_from": licence.valid_from,
+        "valid_to": licence.valid_to,
+        "decision_no": decision,
+        "filename": filename,
+        "content_type": "application/pdf",
+        "sha256": sha256,
+        "issued_at": utcnow(),
+        "revoked_at": None,
+    }
+    if existing is not None:
+        # The register holds one row per number: the licence now in force. The earlier
+        # term stays in the earlier case's history (its case.approved event).
+        for key, value in values.items():
+            setattr(existing, key, value)
+    else:
+        session.add(Licence(**values))
+        if earlier_number and (earlier := applications.held_licence(session, application)):
+            earlier.revoked_at = utcnow()  # changed under a new number: the old one is void
     licence_data: dict[str, Any] = {
         "name": licence.name,
         "number": number,
@@ -424,13 +448,53 @@ def approve_case(
     licence_data |= {"filename": filename, "content_type": "application/pdf", "sha256": sha256}
     data: dict[str, Any] = {"decision_no": decision, "licence": licence_data}
     if notice:
+        what = {"renewal": "准予延续", "change": "准予变更", "reissue": "准予补办"}.get(
+            kind, "准予行政许可"
+        )
         data["notice"] = issue_notice(
             session,
             case=case,
             event="case.approved",
             paragraphs=[
-                f"经审查，你（单位）的申请符合法定条件、标准，本机关决定准予行政许可"
+                f"经审查，你（单位）的申请符合法定条件、标准，本机关决定{what}"
                 f"（{decision}），颁发《{licence.name}》（编号 {number}）。"
+            ],
+            ctx=ctx,
+        )
+    return states.transition(
+        session,
+        case=case,
+        key="case.approved",
+        data=data,
+        actor=ctx.actor,
+        changes={"decision_no": decision},
+    )
+
+
+def _approve_cancellation(
+    session: Session,
+    *,
+    case: BureauCase,
+    application: dict[str, Any],
+    decision: str,
+    ctx: Context,
+    notice: bool,
+) -> CaseEvent:
+    """准予注销: no licence is issued; the one named leaves the register's valid ones."""
+    named = application.get("licence") or {}
+    held = applications.held_licence(session, application)
+    if held is not None and held.revoked_at is None:
+        held.revoked_at = utcnow()
+    data: dict[str, Any] = {"decision_no": decision}
+    if notice:
+        title = named.get("name") or (held.name if held else "证照")
+        data["notice"] = issue_notice(
+            session,
+            case=case,
+            event="case.approved",
+            paragraphs=[
+                f"经审查，你（单位）的注销申请符合规定，本机关决定准予注销"
+                f"（{decision}）《{title}》（编号 {named.get('number', '')}）。"
             ],
             ctx=ctx,
         )
@@ -748,16 +812,50 @@ def _do_inspection(session: Session, case: BureauCase, f: Fields, ctx: Context) 
     return schedule_inspection(session, case=case, day=day, note=note, ctx=ctx)
 
 
+def approval_terms(
+    session: Session, case: BureauCase, application: dict[str, Any] | None = None
+) -> tuple[str, date, date | None]:
+    """The licence's name and term unless staff say otherwise, by the application: a
+    renewal runs on from the day after the earlier term, a change or reissue keeps it."""
+    application = application or applications.application_of(session, case)
+    kind = application["kind"]
+    today = today_cst()
+    name = licence_title(case.item_name)
+    if kind != "new":
+        name = (application.get("licence") or {}).get("name") or name
+        earlier_from, earlier_to = applications.earlier_term(session, application)
+        if kind in ("change", "reissue") and earlier_from is not None:
+            return name, earlier_from, earlier_to
+        if kind == "renewal":
+            start = applications.renewed_from(earlier_to, today)
+            return name, start, _years_later(start, LICENCE_YEARS) - timedelta(days=1)
+    return name, today, _years_later(today, LICENCE_YEARS) - timedelta(days=1)
+
+
 def _do_approve(session: Session, case: BureauCase, f: Fields, ctx: Context) -> CaseEvent:
     decision_no = f.text("decision_no", "许可决定文号", max_len=80)
-    name = f.text("licence_name", "证照名称", max_len=100) or licence_title(case.item_name)
+    application = applications.application_of(session, case)
+    if application["kind"] == "cancellation":  # nothing to issue: the licence is cancelled
+        f.check()
+        return approve_case(
+            session,
+            case=case,
+            decision_no=decision_no or None,
+            licence=None,
+            ctx=ctx,
+            notice=_wants_notice(f),
+        )
+    default_name, default_from, default_to = approval_terms(session, case, application)
+    name = f.text("licence_name", "证照名称", max_len=100) or default_name
     number = f.text("licence_number", "证照编号", max_len=40)
     if number and "licence_number" not in f.errors and not _NUMBER.fullmatch(number):
         f.errors["licence_number"] = "证照编号只能包含字母、数字和连字符，长度 4 到 40 位。"
-    valid_from = f.date("valid_from", "有效期起始日") or today_cst()
+    valid_from = f.date("valid_from", "有效期起始日") or default_from
     if f.has("valid_to"):
         # Present but empty (or null) means 长期有效; absent means the default term.
         valid_to = f.date("valid_to", "有效期截止日")
+    elif valid_from == default_from:
+        valid_to = default_to
     else:
         valid_to = _years_later(valid_from, LICENCE_YEARS) - timedelta(days=1)
     if valid_to is not None and valid_to < valid_from:

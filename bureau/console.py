@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from bureau import actions, auth, originals, queries, states, views
+from bureau import actions, applications, auth, originals, queries, states, views
 from bureau.blobs import is_sha256
 from bureau.clock import today_cst
 from bureau.db import DbSession
@@ -212,6 +212,7 @@ def _case_page(
         "notice_kinds": NOTICE_KINDS,
         "procedure": views.procedure_view(case),
         "originals": originals.view(case),
+        "application": applications.view(session, case),
     }
     return render(request, "case.html", context, status=status)
 

@@ -173,6 +173,26 @@ class Bundle(_Model):
     cases: list[Code] = []
 
 
+class NamedLicence(_Model):
+    number: Code
+    name: Text = ""
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class Application(_Model):
+    """v1.1: what is applied for; every kind but `new` names the licence it is about."""
+
+    kind: Literal["new", "renewal", "change", "cancellation", "reissue"] = "new"
+    licence: NamedLicence | None = None
+
+    @model_validator(mode="after")
+    def _names_licence(self) -> Application:
+        if self.kind != "new" and self.licence is None:
+            raise ValueError("延续、变更、注销、补办须写明所涉证照（licence.number）")
+        return self
+
+
 class CaseSubmitted(_Model):
     stage: Literal["prereview", "formal"]
     round: int = Field(default=1, ge=1)
@@ -183,6 +203,7 @@ class CaseSubmitted(_Model):
     commitment: Commitment | None = None
     delivery: Delivery | None = None
     bundle: Bundle | None = None
+    application: Application | None = None
 
 
 class CaseWithdrawn(_Model):

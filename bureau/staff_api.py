@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from bureau import actions, auth, queries, views
+from bureau import actions, applications, auth, queries, views
 from bureau.db import DbSession
 from bureau.errors import Invalid, Unauthenticated
 from bureau.outbox import requeue_event
@@ -98,11 +98,13 @@ def list_cases(
 
 def _detail(request: Request, session: Session, case_no: str) -> dict[str, Any]:
     case = queries.get_case(session, case_no, full=True)
-    return views.case_detail(
+    detail = views.case_detail(
         case,
         settings=request.app.state.settings,
         outbox=queries.outbox_for_case(session, case_no),
     )
+    # v1.1: what is applied for (新办, or 延续/变更/注销/补办 of a licence held).
+    return detail | {"application": applications.view(session, case)}
 
 
 @router.get("/cases/{case_no}")

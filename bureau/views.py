@@ -228,13 +228,13 @@ def case_detail(
 
 def action_defaults(session: Session, case: BureauCase) -> dict[str, dict[str, str]]:
     """Values the console pre-fills in each action's form."""
-    valid_from = today_cst()
-    valid_to = actions._years_later(valid_from, actions.LICENCE_YEARS) - timedelta(days=1)
+    # By the application: a renewal's term runs on from the earlier one (applications.py).
+    name, valid_from, valid_to = actions.approval_terms(session, case)
     return {
         "approve": {
-            "licence_name": actions.licence_title(case.item_name),
+            "licence_name": name,
             "valid_from": valid_from.isoformat(),
-            "valid_to": valid_to.isoformat(),
+            "valid_to": valid_to.isoformat() if valid_to else "",
         },
         "deny": {"remedy": actions.DEFAULT_REMEDY},
         "ready-for-pickup": {"hall": actions.default_hall(session, case)},

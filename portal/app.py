@@ -267,6 +267,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         wait_seconds=settings.db_wait_seconds,
     )
     install_hooks()
+    if settings.test_clock_days:  # dev mode only (Settings.prepare refuses it elsewhere)
+        from portal.clock import shift_dates
+
+        shift_dates(settings.test_clock_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,8 +18,20 @@ def to_cst(moment: datetime) -> datetime:
     return moment.astimezone(CST)
 
 
+# The test clock (PORTAL_TEST_CLOCK_DAYS, dev mode only): days added to the calendar date,
+# so a test on real servers can step into a licence's renewal window years ahead. Only
+# the date moves: instants (utcnow) stay true, or signatures and sessions would fail.
+_date_shift = timedelta(0)
+
+
+def shift_dates(days: int) -> None:
+    """Move today's date `days` ahead (0: the true date). For tests and dev mode only."""
+    global _date_shift
+    _date_shift = timedelta(days=days)
+
+
 def today_cst() -> date:
-    return utcnow().astimezone(CST).date()
+    return utcnow().astimezone(CST).date() + _date_shift
 
 
 # The working-day calendar in use: the bundled notices, then those an operator loaded

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     sso_issuer: str = ""
     sso_client_id: str = ""
     sso_client_secret: str = ""
+    # Test clock: days added to today's date (portal.clock.shift_dates); dev mode only.
+    test_clock_days: int = Field(default=0, ge=0, le=20000)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -117,6 +119,8 @@ class Settings(BaseSettings):
                 raise RuntimeError(f"PORTAL_SSO_ISSUER: {problem}")
             if not self.sso_client_id or not self.sso_client_secret:
                 raise RuntimeError("PORTAL_SSO_ISSUER is set: set PORTAL_SSO_CLIENT_ID and _SECRET")
+        if self.test_clock_days and not self.is_dev:
+            raise RuntimeError("PORTAL_TEST_CLOCK_DAYS moves the date: it is for dev mode only")
         if self.bureau_secret == DEV_BUREAU_SECRET:
             if not self.is_dev:
                 raise RuntimeError("PORTAL_BUREAU_SECRET is the demo value; set a real secret")

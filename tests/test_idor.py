@@ -39,6 +39,7 @@ OWNED = {
     "document_no",
     "authorisation_id",
     "address_id",
+    "number",  # a licence's number (我的证照): only its holder applies about it
 }
 # Catalogue identifiers anyone may read (items, bundles, material codes and kinds, divisions).
 PUBLIC = {"code", "kind", "material_code"}
@@ -57,6 +58,7 @@ MISSING = {
     "message_id": "999999",
     "document_no": "武审受〔2000〕1号",
     "address_id": "999999",
+    "number": "JY0000NOSUCH",
 }
 FORGED_TOKEN = "eyJjYXNlX25vIjoiV0oyMDAwMDEwMTAwMDAwMSJ9.ZZZZZZ.forged-signature-forged"
 DENIED = {401, 403, 404, 405}
@@ -193,6 +195,14 @@ def owner(app, client, db):
     assert chosen.status_code == 200, chosen.text
     ids["address_id"] = client.get("/api/v1/addresses", headers=auth).json()["addresses"][0]["id"]
     ids["token"] = FORGED_TOKEN
+    # A licence in A's wallet (registered with its number): B's 延续/变更 about it is 404.
+    registered = client.post(
+        "/api/v1/licences",
+        json={"number": "JY1320412IDOR01", "item_code": "SC0004", "valid_from": "2024-01-02"},
+        headers=auth,
+    )
+    assert registered.status_code == 201, registered.text
+    ids["number"] = "JY1320412IDOR01"
 
     secrets = [person["id_number"], person["phone"], person["name"], marker, draft, handled]
     secrets += [file["sha256"], ids["sha256"], visiting]

@@ -18,8 +18,6 @@ from portal.cases.schemas import (
     WithdrawalIn,
 )
 from portal.cases.uploads import upload_to_case
-from portal.catalogue.models import Item
-from portal.catalogue.service import filed_item
 from portal.db import DbSession, RowId
 from portal.materials import service as materials
 
@@ -34,7 +32,7 @@ R422 = described(422, "内容有误")
 
 
 def _view(session, case) -> dict:
-    item = filed_item(session, case.item_code)
+    item = service.item_of(session, case)  # as its application kind (延续…) files it
     return service.case_view(session, case=case, item=item)
 
 
@@ -78,7 +76,7 @@ def api_patch_case(
 ) -> dict:
     """Merge form values into a draft (or a returned case)."""
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = filed_item(session, case.item_code)
+    item = service.item_of(session, case)
     service.save_form(session, case=case, item=item, form=body.form)
     return _view(session, case)
 
@@ -101,7 +99,7 @@ UPLOAD_BODY = {
 
 async def _upload(request, session, account, case_no, material_code, *, check, attach) -> dict:
     case = await run_in_threadpool(service.get_own_case, session, account=account, case_no=case_no)
-    item = await run_in_threadpool(session.get, Item, case.item_code)
+    item = await run_in_threadpool(service.item_of, session, case)
     await run_in_threadpool(check, session, case=case, item=item, material_code=material_code)
     case_file = await upload_to_case(
         request,

@@ -25,6 +25,13 @@ class Case(Base):
     on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     authorisation_id: Mapped[int | None] = mapped_column(ForeignKey("authorisations.id"))
     item_code: Mapped[str] = mapped_column(ForeignKey("items.code"), index=True)
+    # What is applied for (bureau-protocol.md, "Licences over their life"): "new", or
+    # "renewal" (延续) / "change" (变更) / "cancellation" (注销) / "reissue" (补办) of the
+    # licence numbered `licence_number`, one its applicant holds (portal.licences).
+    application_kind: Mapped[str] = mapped_column(
+        String(16), default="new", server_default="new"
+    )
+    licence_number: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True, default="draft")
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prereview_round: Mapped[int] = mapped_column(default=0)

@@ -29,9 +29,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _item(session, case) -> Item:
-    item = session.get(Item, case.item_code)
-    assert item is not None
-    return item
+    return service.item_of(session, case)  # as its application kind (延续…) files it
 
 
 def _page(request: Request, session, case, account, template: str = "cases/case.html", **extra):
@@ -48,11 +46,10 @@ def _page(request: Request, session, case, account, template: str = "cases/case.
 @router.get("/cases")
 def my_cases(request: Request, session: DbSession, account: LoggedIn):
     cases = service.list_own_cases(session, account=account)
-    items = {c.item_code: session.get(Item, c.item_code) for c in cases}
     rows = [
         {
             "case": c,
-            "item": items[c.item_code],
+            "item": service.item_of(session, c),  # 食品经营许可（延续）for a renewal
             "label": states.STATUS_LABELS[c.status],
             "tag": states.STATUS_TAGS[c.status],
         }

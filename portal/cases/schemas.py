@@ -185,10 +185,26 @@ class BundleRefOut(BaseModel):
     cases: list[str]
 
 
+class ApplicationLicenceOut(BaseModel):
+    number: str
+    name: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class ApplicationOut(BaseModel):
+    kind: Literal["renewal", "change", "cancellation", "reissue"]
+    kind_label: str
+    licence: ApplicationLicenceOut
+
+
 class CaseOut(BaseModel):
     case_no: str
     item_code: str
-    item_name: str
+    item_name: str = Field(description="the item as applied for, e.g. 食品经营许可（延续）")
+    application: ApplicationOut | None = Field(
+        default=None, description="延续/变更/注销/补办 of a licence the caller holds; null: new"
+    )
     status: Literal[
         "draft",
         "prereview",

@@ -30,6 +30,7 @@ from portal.clock import (
 )
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
+from portal.licences import kinds
 from portal.materials.models import CaseFile
 from portal.originals.views import originals_view
 from portal.ratings.models import Rating
@@ -87,6 +88,12 @@ def get_own_case(
 def _visible_to(account: Account):
     """The account's cases: those it filed, and those an agent filed in its name."""
     return or_(Case.account_id == account.id, Case.on_behalf_of_id == account.id)
+
+
+def item_of(session: Session, case: Case) -> Item:
+    """The case's item as its application kind files it (延续 has its own form, materials
+    and time limits: portal.licences.kinds); the item itself for a new application."""
+    return kinds.item_for_case(session, case)
 
 
 def list_own_cases(session: Session, *, account: Account) -> list[Case]:
@@ -160,6 +167,7 @@ def untouched_draft(session: Session, *, account: Account, item_code: str) -> Ca
         .where(
             Case.account_id == account.id,
             Case.item_code == item_code,
+            Case.application_kind == "new",  # a renewal's draft is not the item's blank one
             Case.status == states.DRAFT,
             Case.bundle_application_id.is_(None),
             ~has_files,
@@ -391,6 +399,8 @@ def _submission_data(
             data["commitment"]["replaced_materials"] = list(
                 case.commitment.get("replaced_materials", [])
             )
+    if application := _application(session, case):
+        data["application"] = application
     if case.bundle_application_id is not None:
         data["bundle"] = bundle_reference(session, case=case)
     delivery = session.get(Delivery, case.id)
@@ -399,12 +409,18 @@ def _submission_data(
     return data, blobs
 
 
+def _application(session: Session, case: Case) -> dict[str, Any] | None:
+    """`application` of case.submitted (v1.1): absent for a new application."""
+    from portal.licences.service import application_of  # licences imports cases
+
+    return application_of(session, case)
+
+
 def submit_for_prereview(
     session: Session, *, case: Case, account: Account, rule: FilingRule
 ) -> Case:
     """Send the case to 网上预审: first round from a draft, next round after a return."""
-    item = session.get(Item, case.item_code)
-    assert item is not None
+    item = item_of(session, case)
     if not item.prereview:
         raise Conflict("该事项不需要网上预审，请直接提交申请。", code="no_prereview")
     if not states.allowed(case, "prereview.submitted"):
@@ -452,8 +468,7 @@ def submit_formally(
     `kind="gaozhi"` submits under 告知承诺制: the signed promise replaces the proofs
     `gaozhi_replaced` lists, and no 网上预审 is needed first.
     """
-    item = session.get(Item, case.item_code)
-    assert item is not None
+    item = item_of(session, case)
     gaozhi = kind == "gaozhi"
     if kind not in ("rongque", "gaozhi"):
         raise Invalid(
@@ -553,8 +568,7 @@ def correction_missing(case: Case, item: Item, files: dict[str, list[CaseFile]])
 
 def submit_correction(session: Session, *, case: Case, account: Account) -> Case:
     """Hand in the corrections (case.corrected): every named material with a new file."""
-    item = session.get(Item, case.item_code)
-    assert item is not None
+    item = item_of(session, case)
     if not states.allowed(case, "case.corrected"):
         raise Conflict(
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，没有需要补正的材料。",
@@ -675,8 +689,7 @@ def remove_supplement_file(session: Session, *, case: Case, item: Item, file_id:
 
 def supplement_materials(session: Session, *, case: Case, account: Account) -> Case:
     """补交: send every outstanding 容缺 material that now has files (materials.supplemented)."""
-    item = session.get(Item, case.item_code)
-    assert item is not None
+    item = item_of(session, case)
     if not states.allowed(case, "materials.supplemented"):
         raise Conflict(
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，不能补交材料。",
@@ -812,6 +825,7 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         "case_no": case.case_no,
         "item_code": case.item_code,
         "item_name": item.name,
+        "application": _application_view(session, case),
         "status": case.status,
         "status_label": states.STATUS_LABELS[case.status],
         "created_at": case.created_at,
@@ -864,6 +878,13 @@ def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
         if case.bundle_application_id is not None
         else None,
     }
+
+
+def _application_view(session: Session, case: Case) -> dict[str, Any] | None:
+    application = _application(session, case)
+    if application is None:
+        return None
+    return application | {"kind_label": kinds.KIND_LABELS[application["kind"]]}
 
 
 def _commitment_view(commitment: dict[str, Any] | None) -> dict[str, Any] | None:

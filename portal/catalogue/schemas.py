@@ -104,10 +104,46 @@ class RenewalWindowSpec(_Strict):
     source: str = ""  # the rule it comes from (docs/catalogue-sources.md)
 
 
+ApplicationKind = Literal["renewal", "change", "cancellation", "reissue"]
+
+
+class ApplicationKindSpec(_Strict):
+    """One application about an issued licence (延续/变更/注销/补办): its own form,
+    materials and time limits, from the rule it comes from (docs/catalogue-sources.md)."""
+
+    name: str = ""  # shown as the case's item name; default: 食品经营许可（延续）
+    materials: list[MaterialSpec] = Field(min_length=1)
+    fields: list[FieldSpec] = []
+    legal_days: int = Field(ge=0)
+    promised_days: int = Field(ge=0)
+    prereview: bool = False
+    source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApplicationKindSpec:
+        if self.promised_days > self.legal_days:
+            raise ValueError("promised_days exceeds legal_days")
+        if len({m.code for m in self.materials}) != len(self.materials):
+            raise ValueError("duplicate material codes")
+        if len({f.name for f in self.fields}) != len(self.fields):
+            raise ValueError("duplicate field names")
+        return self
+
+
 class LicenceSpec(_Strict):
     name: str
     valid_years: int | None = None
     renewal: RenewalWindowSpec | None = None
+    # The applications the item offers about its licence, by kind (portal.licences.kinds).
+    kinds: dict[ApplicationKind, ApplicationKindSpec] = {}
+
+    @model_validator(mode="after")
+    def _renewal_has_window(self) -> LicenceSpec:
+        if ("renewal" in self.kinds) != (self.renewal is not None):
+            raise ValueError("a renewal kind and its window (licence.renewal) go together")
+        if self.renewal is not None and self.renewal.closes >= self.renewal.opens:
+            raise ValueError("the renewal window must open before it closes")
+        return self
 
 
 class ItemSpec(_Strict):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal.cases import states
 from portal.cases.models import Case
-from portal.catalogue.models import Hall, Item
+from portal.catalogue.models import Hall
 from portal.clock import (
     CST,
     add_working_days,
@@ -27,7 +27,8 @@ from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
 from portal.exchange import schemas
 from portal.exchange.outbox import enqueue_job
-from portal.licences.service import apply_revoked, record_issued
+from portal.licences.kinds import item_for_case
+from portal.licences.service import apply_cancellation, apply_revoked, record_issued
 from portal.ratings.models import Rating
 
 DEFAULT_REMEDY = (
@@ -104,7 +105,7 @@ def _passed(ctx: Context, d: schemas.PassedIn) -> None:
 
 def _returned(ctx: Context, d: schemas.ReturnedIn) -> None:
     ctx.require("prereview.returned")
-    item = ctx.session.get(Item, ctx.case.item_code)
+    item = item_for_case(ctx.session, ctx.case)  # a renewal's materials are its own
     names = {m["code"]: m["name"] for m in item.materials} if item else {}
     notes = {m.code: m.comment for m in d.materials}
     ctx.case.review_comment = d.comment
@@ -123,7 +124,7 @@ def _accepted(ctx: Context, d: schemas.AcceptedIn) -> None:
         # The bureau's own commitment: never recomputed by the portal.
         case.due_date, case.due_date_provisional, case.due_basis = d.due_date, False, None
     else:
-        item = ctx.session.get(Item, case.item_code)
+        item = item_for_case(ctx.session, case)  # a renewal's time limit is its own
         start = ctx.at.astimezone(CST).date()
         days = item.promised_days if item else 20
         case.due_date = add_working_days(start, days)
@@ -145,7 +146,7 @@ def correction_ask_by(case: Case) -> date | None:
 def _correction_requested(ctx: Context, d: schemas.CorrectionRequestedIn) -> None:
     ctx.require("correction.requested")
     case = ctx.case
-    item = ctx.session.get(Item, case.item_code)
+    item = item_for_case(ctx.session, case)
     names = {m["code"]: m["name"] for m in item.materials} if item else {}
     notes = {m.code: m.comment for m in d.materials}
     unknown = sorted(set(notes) - set(names))
@@ -266,6 +267,18 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
     # The decision ends a suspension; the days it took are kept for the statistics.
     suspended = end_suspension(ctx) if case.suspension else 0
     case.decision_no = d.decision_no
+    extra = {"suspended_days": suspended} if suspended else None
+    if case.application_kind == "cancellation":
+        # v1.1: a cancellation's approval issues nothing; the licence it named is cancelled.
+        if d.licence is not None:
+            raise Invalid({"data.licence": "注销的准予决定不颁发证照"}, "invalid cancellation")
+        case.licence = None
+        ended = apply_cancellation(ctx.session, case=case, decision_no=d.decision_no)
+        what = f"{ended.name}（编号 {ended.number}）" if ended else f"证照 {case.licence_number}"
+        ctx.apply("case.approved", f"决定书编号 {d.decision_no}，准予注销{what}", extra)
+        return
+    if d.licence is None:
+        raise Invalid({"data.licence": "准予许可须附证照"}, "licence required")
     case.licence = {
         "name": d.licence.name,
         "number": d.licence.number,
@@ -277,11 +290,10 @@ def _approved(ctx: Context, d: schemas.ApprovedIn) -> None:
         "stored": False,
     }
     ctx.apply(
-        "case.approved",
-        f"决定书编号 {d.decision_no}，{d.licence.name} {d.licence.number}",
-        {"suspended_days": suspended} if suspended else None,
+        "case.approved", f"决定书编号 {d.decision_no}，{d.licence.name} {d.licence.number}", extra
     )
-    record_issued(ctx.session, case=case)  # 我的证照
+    # 我的证照; of a renewal, change or reissue it replaces the licence the case named.
+    record_issued(ctx.session, case=case)
     # The file is fetched by the dispatcher, with retries, after this commits.
     enqueue_job(
         ctx.session,

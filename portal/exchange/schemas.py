@@ -72,7 +72,7 @@ class LicenceIn(_In):
 
 class ApprovedIn(_In):
     decision_no: str = Field(min_length=1, max_length=64)
-    licence: LicenceIn
+    licence: LicenceIn | None = None  # v1.1: absent for a cancellation (注销) only
     notice: NoticeIn | None = None
 
 

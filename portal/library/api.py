@@ -7,7 +7,6 @@ from fastapi import APIRouter, Response
 from portal.api import ApiAccount, described
 from portal.cases import service as cases
 from portal.cases.schemas import FileOut
-from portal.catalogue.service import filed_item
 from portal.db import DbSession, RowId
 from portal.library import service
 from portal.library.schemas import DocumentListOut, DocumentOut, PickIn, ValidityIn
@@ -65,7 +64,7 @@ def api_attach(
 ) -> dict:
     """Use a library document for a material of a draft: no bytes are uploaded again."""
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = filed_item(session, case.item_code)
+    item = cases.item_of(session, case)  # a renewal's materials are its own
     case_file = service.attach_to_case(
         session,
         account=account,

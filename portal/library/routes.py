@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from portal.cases import service as cases
-from portal.catalogue.service import filed_item
 from portal.db import DbSession
 from portal.errors import Invalid, NotFound
 from portal.library import service
@@ -90,7 +89,7 @@ def attach_to_case(
     form: CsrfForm,
 ):
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = filed_item(session, case.item_code)
+    item = cases.item_of(session, case)  # a renewal's materials are its own
     raw = form.get("document_id")
     number = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 10 else 0
     case_file = service.attach_to_case(

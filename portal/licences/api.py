@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from portal.api import ApiAccount, described
+from portal.cases import service as cases
+from portal.cases.schemas import CaseOut
 from portal.db import DbSession
-from portal.licences import service
-from portal.licences.schemas import LicenceIn, LicenceListOut, LicenceOut
+from portal.licences import kinds, service
+from portal.licences.schemas import ApplicationIn, LicenceIn, LicenceListOut, LicenceOut
 
 router = APIRouter(prefix="/api/v1", tags=["licences"])
 R401 = described(401, "未登录")
@@ -41,3 +43,31 @@ def api_register(body: LicenceIn, session: DbSession, account: ApiAccount) -> di
         valid_to=body.valid_to,
     )
     return service.licence_view(session, licence)
+
+
+@router.post(
+    "/licences/{number}/applications",
+    status_code=201,
+    response_model=CaseOut,
+    responses=R401
+    | {200: {"description": "该证照已有同类申请的草稿：返回该草稿", "model": CaseOut}}
+    | described(404, "没有找到该证照（或不属于当前账户）")
+    | described(409, "application_not_open：现在不能申请（如不在延续申请期），message 说明原因")
+    | described(422, "申请类型有误"),
+)
+def api_apply(
+    number: str,
+    response: Response,
+    session: DbSession,
+    account: ApiAccount,
+    # Optional so that a number not the caller's answers 404 before the body is judged.
+    body: ApplicationIn | None = None,
+) -> dict:
+    """A draft case of `kind` about the caller's licence, its form filled from the licence
+    and the case it was issued on."""
+    case, created = service.start_application(
+        session, account=account, number=number, kind=body.kind if body else ""
+    )
+    if not created:
+        response.status_code = 200
+    return cases.case_view(session, case=case, item=kinds.item_for_case(session, case))

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from portal.catalogue.models import Item
 from portal.db import DbSession
-from portal.errors import DomainError, Invalid
-from portal.licences import service
+from portal.errors import Conflict, DomainError, Invalid
+from portal.licences import kinds, service
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -22,9 +22,12 @@ def _page(
     items = session.scalars(
         select(Item).where(Item.licence_name != "", Item.active.is_(True)).order_by(Item.code)
     ).all()
-    rows = [
-        service.licence_view(session, lic) for lic in service.list_own(session, account=account)
-    ]
+    rows = []
+    for lic in service.list_own(session, account=account):
+        view = service.licence_view(session, lic)
+        # The one-tap buttons: what is open now, in the catalogue's order (延续 first).
+        view["buttons"] = [{"kind": k, "label": kinds.ACTION_LABELS[k]} for k in view["actions"]]
+        rows.append(view)
     return render(
         request,
         "licences/wallet.html",
@@ -72,3 +75,29 @@ def register_page(request: Request, session: DbSession, account: LoggedIn, form:
         )
     flash(request, f"已登记{licence.name}（{licence.number}）。")
     return redirect(f"/licences#l-{licence.number}")
+
+
+@router.post("/licences/{number}/applications")
+def apply_page(
+    request: Request, number: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    """One tap from the wallet: the draft of that kind, filled in, and on to its form."""
+    kind = form.get("kind")
+    try:
+        case, created = service.start_application(
+            session, account=account, number=number, kind=kind if isinstance(kind, str) else ""
+        )
+    except (Conflict, Invalid) as exc:
+        # The wallet again, with the reason at the top (nothing was created).
+        message = exc.fields.get("kind") or exc.message
+        return _page(request, session, account, message=message, status_code=exc.status)
+    label = kinds.KIND_LABELS[case.application_kind]
+    if created:
+        flash(
+            request,
+            f"已创建{label}申请草稿，办件编号 {case.case_no}。已按证照和上次申请的信息预先填写，"
+            "请核对后继续。",
+        )
+    else:
+        flash(request, f"您已有该证照的{label}申请草稿（办件编号 {case.case_no}），请继续填写。")
+    return redirect(f"/cases/{case.case_no}/form")

@@ -19,10 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Account
+from portal.cases import states
+from portal.cases.forms import clean_form
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.clock import is_working_day, today_cst, utcnow
 from portal.errors import Conflict, Invalid, NotFound
+from portal.licences import kinds
 from portal.licences.models import Licence, LicenceReminder
 from portal.notifications.service import tell_account
 
@@ -100,11 +103,20 @@ def status_of(licence: Licence, item: Item | None, today: date | None = None) ->
 
 
 def record_issued(session: Session, *, case: Case) -> Licence | None:
-    """The licence `case.approved` carried, in its holder's wallet (same number: replaced)."""
+    """The licence `case.approved` carried, in its holder's wallet (same number: replaced).
+
+    Of a renewal, change or reissue it replaces the licence the case was about: under
+    the same number the row is renewed in place; under a new one the old row is kept,
+    marked `replaced`, and leaves the wallet.
+    """
     data = case.licence or {}
     number = str(data.get("number") or "")[:64]
     if not number:
         return None
+    earlier = _named_licence(session, case)
+    if earlier is not None and earlier.number != number:
+        earlier.state, earlier.ended_at = "replaced", utcnow()
+        earlier.ended_reason = f"已由 {number} 替换（办件 {case.case_no}）"
     licence = session.scalars(select(Licence).where(Licence.number == number)).first()
     if licence is None:
         licence = Licence(number=number)
@@ -241,12 +253,208 @@ def licence_view(session: Session, licence: Licence, today: date | None = None) 
         "renewal_window": {"opens": window.opens, "closes": window.closes} if window else None,
         "ended_reason": licence.ended_reason,
         "source": licence.source,
-        # Applying for 延续/变更/注销/补办 from the wallet is not open yet: nothing to offer.
-        "actions": [],
+        "actions": open_actions(session, licence, item, today),
+        "pending": pending_view(session, licence),
         "download_url": f"/cases/{case.case_no}/licence"
         if case is not None and (case.licence or {}).get("stored")
         else None,
     }
+
+
+# --- applying about a licence: 延续 / 变更 / 注销 / 补办 -------------------------------------------
+
+
+def _named_licence(session: Session, case: Case) -> Licence | None:
+    """The licence a renewal/change/cancellation/reissue case is about, its applicant's."""
+    if case.application_kind == "new" or not case.licence_number:
+        return None
+    return session.scalars(
+        select(Licence).where(
+            Licence.number == case.licence_number, Licence.account_id == case.account_id
+        )
+    ).first()
+
+
+def pending_case(session: Session, licence: Licence) -> Case | None:
+    """A case about this licence that is filed and not yet decided (one at a time)."""
+    query = (
+        select(Case)
+        .where(
+            Case.licence_number == licence.number,
+            Case.account_id == licence.account_id,
+            Case.status.not_in([states.DRAFT, *states.FINISHED]),
+        )
+        .order_by(Case.id.desc())
+    )
+    return session.scalars(query).first()
+
+
+def pending_view(session: Session, licence: Licence) -> dict[str, Any] | None:
+    case = pending_case(session, licence)
+    if case is None:
+        return None
+    return {
+        "kind": case.application_kind,
+        "kind_label": kinds.KIND_LABELS[case.application_kind],
+        "case_no": case.case_no,
+    }
+
+
+def why_not_open(
+    session: Session, licence: Licence, item: Item | None, kind: str, today: date | None = None
+) -> str | None:
+    """None when `kind` can be applied for about the licence now, else why not (中文)."""
+    today = today or today_cst()
+    label = kinds.KIND_LABELS.get(kind, kind)
+    if kind not in kinds.offered(item):
+        return f"{licence.name}不通过本平台办理{label}，请咨询审批局窗口。"
+    status = status_of(licence, item, today)
+    if status in ("cancelled", "revoked") or licence.state != "active":
+        word = STATUS_LABELS.get(status, "失效")
+        return f"该证照{word}，不能申请{label}。"
+    if status == "expired" and kind != "cancellation":
+        return (
+            f"该证照已于 {licence.valid_to.isoformat() if licence.valid_to else ''} 到期，"
+            f"不能申请{label}；如需继续经营，请重新申请{kinds.kind_name(item, 'new')}。"
+        )
+    if kind == "renewal":
+        window = renewal_window(item, licence.valid_to)
+        if window is None:
+            return "该证照长期有效，无需延续。"
+        if today < window.opens:
+            return (
+                f"还未到延续申请期。该证照的延续申请期为 {window.opens.isoformat()} 至 "
+                f"{window.closes.isoformat()}，请在此期间申请。"
+            )
+        if today > window.closes:
+            return (
+                f"延续申请期已于 {window.closes.isoformat()} 截止，不能再在网上申请延续，"
+                "请尽快到审批局窗口咨询。"
+            )
+    pending = pending_case(session, licence)
+    if pending is not None:
+        return (
+            f"该证照已有正在办理的{kinds.KIND_LABELS[pending.application_kind]}申请"
+            f"（办件编号 {pending.case_no}），办结后才能再次申请。"
+        )
+    return None
+
+
+def open_actions(
+    session: Session, licence: Licence, item: Item | None, today: date | None = None
+) -> list[str]:
+    """What can be applied for about the licence now, in the order the buttons show."""
+    if licence.state != "active":
+        return []
+    return [
+        k for k in kinds.offered(item) if why_not_open(session, licence, item, k, today) is None
+    ]
+
+
+def _prefill(session: Session, licence: Licence, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kind's form filled from the previous case of the licence (same field names).
+
+    Values that no longer fit a field (its options changed) are left out rather than
+    refused: the applicant fills them in.
+    """
+    previous = session.get(Case, licence.case_id) if licence.case_id else None
+    source = dict(previous.form) if previous is not None else {}
+    values: dict[str, Any] = {}
+    for spec in fields:
+        name = spec["name"]
+        if name not in source:
+            continue
+        clean, errors = clean_form([spec], {name: source[name]}, partial=True)
+        if not errors and name in clean:
+            values[name] = clean[name]
+    return values
+
+
+def start_application(
+    session: Session, *, account: Account, number: str, kind: str
+) -> tuple[Case, bool]:
+    """A draft of `kind` about the caller's licence, filled from it and its previous case.
+
+    404 for a licence that is not the caller's (like one that does not exist); 409 with
+    the reason when the kind is not open now. A draft of the same kind about the same
+    licence that is still open is returned instead of a second one (created: False).
+    """
+    # Whose licence first: another's number answers 404 whatever else the request says.
+    licence = get_own(session, account=account, number=number)
+    if kind not in kinds.KINDS:
+        raise Invalid(
+            {
+                "kind": "申请类型只能是 renewal（延续）、change（变更）、"
+                "cancellation（注销）或 reissue（补办）"
+            }
+        )
+    if licence.state == "replaced":  # an earlier licence of a number the wallet moved on from
+        raise NotFound(NOT_FOUND_MESSAGE, code="licence_not_found")
+    item = session.get(Item, licence.item_code)
+    draft = session.scalars(
+        select(Case)
+        .where(
+            Case.account_id == account.id,
+            Case.licence_number == licence.number,
+            Case.application_kind == kind,
+            Case.status == states.DRAFT,
+        )
+        .order_by(Case.id.desc())
+    ).first()
+    if reason := why_not_open(session, licence, item, kind):
+        raise Conflict(reason, code="application_not_open")
+    if draft is not None:
+        return draft, False
+    assert item is not None
+    if not item.online:
+        raise Conflict("该事项暂不支持网上申请，请到窗口办理。", code="not_online")
+    from portal.cases.service import next_case_no  # cases.service imports this module
+
+    applied = kinds.item_for(item, kind)
+    case = Case(
+        case_no=next_case_no(session),
+        account_id=account.id,
+        item_code=item.code,
+        application_kind=kind,
+        licence_number=licence.number,
+        form=_prefill(session, licence, applied.fields),
+    )
+    session.add(case)
+    session.flush()
+    states.record(
+        session,
+        case,
+        type="case.created",
+        label="创建草稿",
+        detail=f"{applied.name}：{licence.name}（编号 {licence.number}）",
+        source="citizen",
+    )
+    return case, True
+
+
+def application_of(session: Session, case: Case) -> dict[str, Any] | None:
+    """`application` of case.submitted: the kind and the licence it is about; None: new."""
+    if case.application_kind == "new":
+        return None
+    licence = _named_licence(session, case)
+    named: dict[str, Any] = {"number": case.licence_number or ""}
+    if licence is not None:
+        named["name"] = licence.name
+        # Refinement: the validity as the portal holds it, for the renewal's new term.
+        named["valid_from"] = licence.valid_from.isoformat() if licence.valid_from else None
+        named["valid_to"] = licence.valid_to.isoformat() if licence.valid_to else None
+    return {"kind": case.application_kind, "licence": named}
+
+
+def apply_cancellation(session: Session, *, case: Case, decision_no: str) -> Licence | None:
+    """A cancellation's approval: the licence it named is cancelled (注销) in the wallet."""
+    licence = _named_licence(session, case)
+    if licence is None or licence.state in ("cancelled", "replaced"):
+        return licence
+    licence.state, licence.ended_kind = "cancelled", "cancelled"
+    licence.ended_reason = f"依申请注销（办件 {case.case_no}，决定书编号 {decision_no}）"
+    licence.ended_at = utcnow()
+    return licence
 
 
 # --- the bureau ends a licence -------------------------------------------------------------

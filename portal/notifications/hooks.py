@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.models import Case, TimelineEntry
-from portal.catalogue.models import Hall, Item
+from portal.catalogue.models import Hall
 from portal.delivery.models import Delivery
+from portal.licences.kinds import item_for_case
 from portal.notifications.models import Message
 from portal.notifications.service import create_message
 from portal.notifications.sms import queue_sms
@@ -85,8 +86,8 @@ def render_texts(event: str, context: dict[str, Any]) -> Texts:
 def notify(session: Session, *, case: Case, event: str, detail: str = "") -> Message:
     """One message in the centre and one SMS about `event` of `case`."""
     account = session.get(Account, case.account_id)
-    item = session.get(Item, case.item_code)
-    assert account is not None and item is not None
+    item = item_for_case(session, case)  # 食品经营许可（延续） for a renewal
+    assert account is not None
     delivery = session.get(Delivery, case.id)
     hall = session.get(Hall, delivery.hall_code) if delivery and delivery.hall_code else None
     context = {

@@ -24,6 +24,7 @@ from portal.catalogue.models import Item
 from portal.clock import add_working_days, span_official, to_cst, today_cst
 from portal.db import Database
 from portal.errors import Invalid, NotFound, Throttled
+from portal.licences.kinds import item_for_case
 from portal.security import Signer
 from portal.settings import Settings
 
@@ -133,10 +134,10 @@ def public_view(session: Session, *, case: Case) -> dict[str, Any]:
     Timeline details are left out: they carry names, comments, tracking numbers and
     pickup codes.
     """
-    item = session.get(Item, case.item_code)
+    item = item_for_case(session, case)  # the kind's name and promised days (延续…)
     return {
         "case_no": case.case_no,
-        "item_name": item.name if item else case.item_code,
+        "item_name": item.name,
         "status": case.status,
         "status_label": states.STATUS_LABELS[case.status],
         "due_date": case.due_date,
