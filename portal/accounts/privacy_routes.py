@@ -12,7 +12,7 @@ from portal.api import ApiAccount
 from portal.clock import today_cst
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
-from portal.web import CsrfForm, LoggedIn, flash, redirect, render
+from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -21,7 +21,7 @@ CLOSE_LABELS = {"confirm": "确认注销", "password": "登录密码"}
 
 
 @router.get("/privacy")
-def privacy_page(request: Request):
+def privacy_page(request: Request, account: CurrentAccount):
     return render(
         request,
         "accounts/privacy.html",

@@ -36,9 +36,17 @@ HTML_BUDGET = 14 * KB
 JS_BUDGET = 5 * KB
 
 # Routes that are not pages: machine endpoints and file downloads.
-# Not pages: probes, and the two legs of 统一身份认证 sign-in, which only redirect to the
-# identity platform and back (their pages and errors: tests/test_sso.py).
-NOT_PAGES = {"/healthz", "/readyz", "/metrics", "/login/sso", "/login/sso/callback"}
+# Not pages: probes, and the legs of 统一身份认证 sign-in, which redirect to the identity
+# platform and back, and its consent page, reached only from the platform's answer (their
+# pages and errors: tests/test_sso.py, tests/test_privacy.py, test_identity_journey.py).
+NOT_PAGES = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/login/sso",
+    "/login/sso/callback",
+    "/login/sso/consent",
+}
 START = [
     "/",
     "/items",
