@@ -4,7 +4,7 @@
 // lands on #m-<code> with the same line.
 (function () {
   if (!window.FormData || !window.XMLHttpRequest || !window.DOMParser) return;
-  var BOTH = "您既选择了文件，又拍了照片，一次只能上传其中一种。请只保留一种：交扫描件或电子文件的，用“选择文件”；用手机拍的，用“拍照”。";
+  var BOTH = "您既选择了文件，又拍了照片，一次只能上传其中一种。请选择保留哪一种：";
   function bind(root) {
     root.querySelectorAll("form.upload-form").forEach(function (form) {
       var inputs = form.querySelectorAll("input[type=file]");
@@ -21,6 +21,18 @@
         });
         out.textContent = kinds > 1 ? BOTH : names.length ? "已选择：" + names.join("、") : "";
         out.className = kinds > 1 ? "chosen error-message" : "chosen";
+        if (kinds > 1) inputs.forEach(function (keep) { // one button per choice: keep it, drop the other
+          var b = document.createElement("button");
+          b.type = "button";
+          b.className = "btn btn-secondary";
+          b.textContent = keep.name === "file" ? "保留文件“" + keep.files[0].name + "”" : "保留 " + keep.files.length + " 张照片";
+          b.onclick = function () {
+            inputs.forEach(function (i) { if (i !== keep) i.value = ""; });
+            chosen();
+            form.querySelector("button[type=submit]").focus();
+          };
+          out.appendChild(b);
+        });
         return kinds;
       }
       inputs.forEach(function (i) { i.addEventListener("change", chosen); });
@@ -35,8 +47,15 @@
         };
         xhr.onload = function () {
           var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
-          var main = doc.getElementById("main");
-          if (!main) { window.location.href = xhr.responseURL; return; }
+          var main = doc.getElementById("main"), url = xhr.responseURL;
+          if (!main) { // not one of our pages: show what came
+            document.replaceChild(document.adoptNode(doc.documentElement), document.documentElement);
+            return;
+          }
+          if (url !== form.action && url.split(/[?#]/)[0] !== location.href.split(/[?#]/)[0]) {
+            window.location.href = url; // sent elsewhere (signed out, say): go there
+            return;
+          }
           document.getElementById("main").replaceWith(document.adoptNode(main));
           document.title = doc.title;
           bind(main);

@@ -139,11 +139,33 @@ def test_upload_photos_on_a_small_phone_stays_at_the_material(
     assert page.locator(f"#m-{first} .files li").count() == 0, "nothing was sent"
     check_page(page, "62-upload-phone-both-chosen")
 
-    # Keep the file: clear the photos and upload.
-    page.set_input_files(f"#photo-{first}", [])
+    # Keep the file: its button drops the photos, and focus goes to 上传.
+    keep = warning.get_by_role("button", name="保留文件“营业执照.pdf”")
+    assert warning.get_by_role("button", name="保留 1 张照片").is_visible()
+    keep.click()
+    assert page.evaluate(f"document.getElementById('photo-{first}').files.length") == 0
+    assert page.evaluate("document.activeElement.type") == "submit"
     assert "已选择：营业执照.pdf" in warning.inner_text()
     form.locator("button[type=submit]").click()
     page.locator(f"#done-{first}").wait_for(state="visible")
     assert "已上传“营业执照.pdf”" in page.locator(f"#done-{first}").inner_text()
     # The forms put in place by the first upload were enhanced too.
     assert page.evaluate("window.__same_page === true")
+
+    # A refused file, with JS: the error stands by the controls, focused, the page kept.
+    second = item["materials"][1]["code"]
+    fake = tmp_path / "扫描件.pdf"
+    fake.write_bytes(b"this is not a PDF")
+    page.evaluate(f"document.getElementById('m-{second}').scrollIntoView({{block: 'start'}})")
+    before = page.evaluate("window.scrollY")
+    page.set_input_files(f"#file-{second}", str(fake))
+    page.locator(f"#m-{second} form.upload-form button[type=submit]").click()
+    error = page.locator(f"#err-{second}")
+    error.wait_for(state="visible")
+    assert "PDF、JPG 或 PNG" in error.inner_text()
+    assert page.evaluate("document.activeElement.id") == f"err-{second}"
+    assert abs(page.evaluate("window.scrollY") - before) < 300
+    assert page.locator("#error-summary").count() == 1  # and listed at the top
+    assert page.evaluate("window.__same_page === true")
+    no_horizontal_overflow(page)
+    check_page(page, "63-upload-phone-refused")
