@@ -149,13 +149,13 @@ def delivery_submit(
         return _page(request, session, case, item, account, values)
     if action == "reuse":
         book = service.address_book(session, account=account)
-        chosen = form.get("address_id")
+        picked = form.get("address_id")
         if not book:
             return redirect(f"/cases/{case.case_no}/delivery")
         # Without a choice (an old page) the latest address is meant: it is the one preselected.
         saved = (
-            service.saved_address(session, account=account, address_id=chosen)
-            if isinstance(chosen, str) and chosen
+            service.saved_address(session, account=account, address_id=picked)
+            if isinstance(picked, str) and picked
             else book[0]
         )
         values = {**_values_of(None), "method": "express"}
@@ -164,7 +164,11 @@ def delivery_submit(
     if action == "edit":  # back from the check page, answers kept
         return _page(request, session, case, item, account, values)
     address = {name: values[f"address.{name}"] for name in service.ADDRESS_FIELDS}
-    choice = {"method": values["method"], "hall": values["hall"], "address": address}
+    choice: dict[str, Any] = {
+        "method": values["method"],
+        "hall": values["hall"],
+        "address": address,
+    }
     try:
         if case.status != states.DRAFT and action != "confirm":
             # The bureau hears of this at once: check your answers first. (A draft's
@@ -185,6 +189,7 @@ def delivery_submit(
         session.rollback()
         return _page(request, session, case, item, account, values, exc.fields, exc.message, 422)
     chosen = session.get(Delivery, case.id)
+    assert chosen is not None  # choose_delivery kept it just now
     flash(request, f"已保存证照领取方式：{service.summary_text(session, chosen)}。")
     return redirect(f"/cases/{case.case_no}#delivery")
 

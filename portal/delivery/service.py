@@ -105,6 +105,7 @@ def clean_address(raw: dict[str, Any], *, prefix: str = "address.", who: str = "
         else:
             district = divisions.find(divisions.children(city.code), district_value)
             if district is None:
+                assert province is not None  # a city is only ever found under its province
                 where = city.name if city.name not in ("市辖区", "县") else province.name
                 errors["district"] = f"所选区县不属于{where}，请重新选择区县"
     elif district_value and not errors.get("city") and not errors.get("province"):
@@ -146,6 +147,8 @@ def check_can_choose(case: Case, delivery: Delivery | None) -> None:
             f"办件当前状态为“{states.STATUS_LABELS[case.status]}”，没有需要领取的证照。",
             code="wrong_status",
         )
+    if case.application_kind == "cancellation":  # 注销 issues no licence to deliver
+        raise Conflict("注销申请不颁发证照，无需选择领取方式。", code="no_licence")
 
 
 def choose_delivery(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from portal.api import ApiAccount
@@ -13,7 +15,7 @@ from portal.originals import service
 from portal.originals.schemas import OriginalsIn
 
 router = APIRouter(prefix="/api/v1", tags=["originals"])
-RESPONSES = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "未登录"},
     404: {"description": "没有该办件（或不属于当前账户）"},
     409: {"description": "事项不需要原件，办件尚未正式提交，或审批局已签收"},

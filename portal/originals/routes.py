@@ -160,7 +160,7 @@ def originals_submit(
         errors = {"address_id": "所选常用地址已经删除，请重新填写取件地址"}
         return _page(request, session, case, item, account, values, errors, "", 422)
     address = {name: values[f"address.{name}"] for name in service.ADDRESS_KEYS}
-    choice = {
+    choice: dict[str, Any] = {
         "method": values["method"],
         "carrier": values["carrier"],
         "tracking_no": values["tracking_no"],

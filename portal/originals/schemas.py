@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from portal.delivery.schemas import AddressIn
+from portal.exchange.schemas import _In  # every bureau event's data model
 
 
 class OriginalsIn(BaseModel):
@@ -26,10 +27,8 @@ class OriginalsIn(BaseModel):
     )
 
 
-class ReceivedIn(BaseModel):
-    """`originals.received` data (docs/bureau-protocol.md, 材料寄递)."""
-
-    model_config = ConfigDict(extra="ignore")
+class ReceivedIn(_In):
+    """`originals.received` data (docs/bureau-protocol.md, 材料寄递); extra fields ignored."""
 
     received_at: AwareDatetime | None = None
     note: str | None = Field(default=None, max_length=500)
