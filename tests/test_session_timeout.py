@@ -247,3 +247,28 @@ def test_logged_in_pages_warn_before_the_idle_timeout(client, person, settings):
     assert " hidden" in box.group(0)  # shown by the script only; nothing without JS
     script = re.search(r'<script src="(/static/js/idle\.js[^"]*)"', page.text)
     assert script and client.get(unescape(script.group(1))).status_code == 200
+
+
+def test_the_daily_retention_run_deletes_kept_forms_past_their_time(
+    client, app, person, db, settings
+):
+    from portal.retention.service import purge
+
+    web_login(client, person)
+    item = pick_item(client)
+    path, html = new_draft(client, item)
+    time_out(db, settings, person["account_id"])
+    spec = text_field(item)
+    client.post(
+        path,
+        data={"csrf_token": csrf_of(html), f"form.{spec['name']}": "留一会儿"},
+        follow_redirects=False,
+    )
+    purge(db, app.state.store, settings)
+    with db.session() as session:
+        assert len(session.scalars(select(KeptForm)).all()) == 1  # still within its time
+    with db.session(write=True) as session, session.begin():
+        session.execute(update(KeptForm).values(expires_at=utcnow() - timedelta(seconds=1)))
+    purge(db, app.state.store, settings)
+    with db.session() as session:
+        assert session.scalars(select(KeptForm)).all() == []

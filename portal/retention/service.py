@@ -23,6 +23,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import KeptForm
 from portal.bundles.models import BundleApplication
 from portal.cases import states
 from portal.cases.models import Case
@@ -181,6 +182,9 @@ def purge_expired(
                 continue
             removed.append(sha256)
     report.blobs = removed
+    # Forms kept across a session timeout and sign-ins waiting for consent, past their time
+    # (portal/accounts/kept_forms.py): minutes-long by design, never kept longer.
+    session.execute(delete(KeptForm).where(KeptForm.expires_at < now))
     return report
 
 
