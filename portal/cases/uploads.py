@@ -12,6 +12,7 @@ is kept: which one the citizen meant is theirs to say. The API sends one `file`
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +32,6 @@ from portal.errors import DomainError, Forbidden, TooLarge, UnsupportedType
 from portal.library import service as library
 from portal.materials import service as materials
 from portal.materials.models import CaseFile
-from portal.materials.plainfile import open_plaintext
 from portal.materials.sniff import check_content, check_stored, sniff
 from portal.materials.storage import BlobStore, BlobWriter
 from portal.materials.upload import (
@@ -44,6 +44,7 @@ from portal.materials.upload import (
     too_large_message,
 )
 
+log = logging.getLogger(__name__)
 PHOTOS = "photos"
 MAX_PHOTOS = materials.MAX_FILES_PER_MATERIAL
 # The long side of a page made from a photo: an A4 page at about 170 dpi, sharp enough to
@@ -237,13 +238,18 @@ async def receive_page_upload(
             for field, filename, writer in parts.files
         ]
         if len(checked) == 1:
-            return PageUpload(**vars(checked[0]))
-        combined = await run_in_threadpool(_combine, store, checked, material)
+            upload = PageUpload(**vars(checked[0]))
+        else:
+            upload = await run_in_threadpool(_combine, store, checked, material)
+        # Kept (synced, renamed) now, before the attach transaction, as receive_file does;
+        # the photos of a combined PDF are not kept, only their pages in it.
+        await run_in_threadpool(store.put, upload.writer, upload.sha256, thumbnail=upload.thumbnail)
     except BaseException:
         parts.discard()
         raise
-    parts.discard()  # the photos are pages of the PDF now
-    return combined
+    if upload.pages > 1:
+        parts.discard()
+    return upload
 
 
 async def _checked(store: BlobStore, writer: BlobWriter, filename: str, *, photo: bool):
@@ -278,8 +284,26 @@ async def _checked(store: BlobStore, writer: BlobWriter, filename: str, *, photo
 
 
 def _check_stored(store: BlobStore, writer: BlobWriter, kind: str) -> bytes | None:
-    with open_plaintext(store.ring, writer.path) as plain:
+    with store.open_staged(writer) as plain:
         return check_stored(kind, plain)
+
+
+def _page_of(store: BlobStore, photo: ReceivedFile) -> bytes:
+    """One photo as a one-page PDF: upright, on white, its long side an A4 page's."""
+    with store.open_staged(photo.writer) as plain, Image.open(plain) as im:
+        im.draft("RGB", (PAGE_LONG_SIDE, PAGE_LONG_SIDE))
+        page = ImageOps.exif_transpose(im)
+        page.load()  # before the file closes
+    if page.mode in ("RGBA", "LA", "PA") or "transparency" in page.info:
+        # A screenshot with transparency: on white paper, not black.
+        rgba = page.convert("RGBA")
+        page = Image.new("RGB", rgba.size, "white")
+        page.paste(rgba, mask=rgba.getchannel("A"))
+    page = page.convert("RGB")
+    page.thumbnail((PAGE_LONG_SIDE, PAGE_LONG_SIDE))
+    one = io.BytesIO()
+    page.save(one, "PDF", resolution=max(page.size) / A4_LONG_INCHES, quality=85)
+    return one.getvalue()
 
 
 def _combine(store: BlobStore, photos: list[ReceivedFile], material: dict) -> ReceivedFile:
@@ -289,16 +313,15 @@ def _combine(store: BlobStore, photos: list[ReceivedFile], material: dict) -> Re
     the reduced size directly); pypdf then joins the one-page PDFs.
     """
     joined = PdfWriter()
-    for photo in photos:
-        with open_plaintext(store.ring, photo.writer.path) as plain, Image.open(plain) as im:
-            im.draft("RGB", (PAGE_LONG_SIDE, PAGE_LONG_SIDE))
-            page = ImageOps.exif_transpose(im).convert("RGB")
-        page.thumbnail((PAGE_LONG_SIDE, PAGE_LONG_SIDE))
-        # The long side as long as an A4 page's, whichever way the photo was taken.
-        dpi = max(page.width, page.height) / A4_LONG_INCHES
-        one = io.BytesIO()
-        page.save(one, "PDF", resolution=dpi, quality=85)
-        joined.append(PdfReader(one))
+    for number, photo in enumerate(photos, 1):
+        try:
+            joined.append(PdfReader(io.BytesIO(_page_of(store, photo))))
+        except (OSError, ValueError) as exc:  # checked already, so not expected: say so calmly
+            log.warning("photo %d of %d could not become a PDF page: %s", number, len(photos), exc)
+            raise UnsupportedType(
+                f"第 {number} 张照片无法合成，请重新拍摄这一页，或用“选择文件”上传。",
+                code="photo_unreadable",
+            ) from None
     joined.add_metadata({"/Title": material["name"]})
     out = io.BytesIO()
     joined.write(out)
