@@ -48,6 +48,11 @@ def test_sign_in_through_the_platform_on_a_phone(phone, tmp_path, database_url):
         page.get_by_label("王芳", exact=False).check()
         page.locator("#password").fill(BY_KEY["wangfang"].password)
         page.get_by_role("button", name="同意授权并登录").click()
+        # First sign-in: the portal asks for consent before it opens the account.
+        page.wait_for_url(f"{portal.url}/login/sso/consent")
+        check_page(page, "sso-03-consent")
+        page.check("#f-privacy_consent")
+        page.get_by_role("button", name="同意并继续").click()
         page.wait_for_url(f"{portal.url}/account")
         assert "已通过统一身份认证核验，4 级" in page.content()
-        check_page(page, "sso-03-signed-in")
+        check_page(page, "sso-04-signed-in")
