@@ -1011,9 +1011,23 @@ def find_action(name: str) -> Action:
     return action
 
 
-def available_actions(case: BureauCase) -> list[Action]:
-    """The actions that fit the case now (computed here, so templates hold no rules)."""
+HANDOVER_EVENTS = frozenset({"licence.ready_for_pickup", "licence.shipped", "licence.delivered"})
+
+
+def _nothing_to_hand_over(session: Session, case: BureauCase) -> bool:
+    """A cancellation's approval issues no licence: no pickup, shipping or delivery."""
+    return (
+        case.status == states.Status.APPROVED
+        and applications.application_of(session, case)["kind"] == "cancellation"
+    )
+
+
+def available_actions(case: BureauCase, session: Session | None = None) -> list[Action]:
+    """The actions that fit the case now (computed here, so templates hold no rules).
+    With the session, a cancellation's approval also drops the licence hand-over."""
     allowed = set(states.allowed_outbound(case))
+    if session is not None and _nothing_to_hand_over(session, case):
+        allowed -= HANDOVER_EVENTS
     return [a for a in ACTIONS.values() if a.event in allowed]
 
 
@@ -1024,4 +1038,6 @@ def perform_action(
     spec = find_action(action)
     case = get_case(session, case_no, for_update=True)
     states.ensure_fits(case, spec.event)
+    if spec.event in HANDOVER_EVENTS and _nothing_to_hand_over(session, case):
+        raise Conflict("准予注销不颁发证照，没有需要送达的证照。")
     return spec.run(session, case, Fields(payload), ctx)

@@ -200,7 +200,7 @@ def _case_page(
         "handover_label": states.HANDOVER_LABELS.get(case.handover, case.handover),
         "licence": views.licence_view(case, request.app.state.settings),
         "history": views.history_view(case, queries.outbox_for_case(session, case_no)),
-        "actions": actions.available_actions(case),
+        "actions": actions.available_actions(case, session),
         "defaults": defaults,
         "open_action": open_action,
         "errors": errors or {},

@@ -104,7 +104,10 @@ def _detail(request: Request, session: Session, case_no: str) -> dict[str, Any]:
         outbox=queries.outbox_for_case(session, case_no),
     )
     # v1.1: what is applied for (新办, or 延续/变更/注销/补办 of a licence held).
-    return detail | {"application": applications.view(session, case)}
+    return detail | {
+        "application": applications.view(session, case),
+        "actions": [a.name for a in actions.available_actions(case, session)],
+    }
 
 
 @router.get("/cases/{case_no}")
@@ -130,7 +133,7 @@ def perform_action(
         "event": {"event_id": event.event_id, "type": event.type, "data": event.data},
         "case": {
             **views.case_summary(case),
-            "actions": [a.name for a in actions.available_actions(case)],
+            "actions": [a.name for a in actions.available_actions(case, session)],
         },
     }
 

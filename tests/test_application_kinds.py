@@ -196,6 +196,10 @@ def test_cancellation_cancels_and_a_cancelled_licence_cannot_change(client, auth
     assert ok.status_code == 200, ok.text
     mine = wallet(client, auth)[number]
     assert mine["status"] == "cancelled" and mine["actions"] == []
+    # No licence comes of it, so there is no way to have one delivered.
+    hall = {"method": "pickup", "hall": food["item"]["halls"][0]["code"]}
+    chosen = client.put(f"/api/v1/cases/{case['case_no']}/delivery", json=hall, headers=auth)
+    assert chosen.status_code == 409 and chosen.json()["error"]["code"] == "no_licence"
     assert client.get(f"/api/v1/cases/{case['case_no']}", headers=auth).json()["status"] == (
         "approved"
     )

@@ -69,8 +69,13 @@ def test_a_cancellation_issues_nothing_and_the_licence_no_longer_verifies(bureau
     bureau.act(case_no, "approve", {"licence_name": "ignored"})
     data = _approved_data(bureau, case_no)
     assert "licence" not in data and data["decision_no"]
-    assert bureau.case(case_no)["licence"] is None
+    detail = bureau.case(case_no)
+    assert detail["licence"] is None
     assert "已注销" in bureau.client.get("/verify/JY13204120000018").text
+    # Nothing was issued, so nothing is handed over.
+    assert not {"ready-for-pickup", "ship", "deliver"} & set(detail["actions"])
+    shipped = bureau.api("POST", f"/cases/{case_no}/ship", {"tracking_no": "EMS123456"})
+    assert shipped.status_code == 409
 
 
 def test_a_change_under_a_new_number_voids_the_old_one(bureau: Bureau) -> None:
