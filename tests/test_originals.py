@@ -7,8 +7,10 @@ out here by hand: the event's fields, the carriers' waybill formats, the answers
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from tests.conftest import bearer, csrf_of, register, web_login
+from portal.delivery.models import SavedAddress
+from tests.conftest import PASSWORD, bearer, csrf_of, register, web_login
 from tests.test_cases import fill_everything, new_case
 from tests.test_delivery import GOOD_ADDRESS, approve, bureau, events, put_delivery
 from tests.test_exchange import envelope, send
@@ -387,3 +389,18 @@ def test_each_carriers_waybill_format_is_accepted(client, auth, db, case):
     assert len(events(db, "originals.posted", case_no)) == len(valid)
     wrong = {"method": "dropoff", "carrier": "JD", "tracking_no": "SF1234567890123"}
     assert post(client, auth, case_no, wrong).status_code == 422
+
+
+def test_the_address_book_is_in_the_export_and_goes_with_the_closed_account(client, auth, db):
+    """PIPL: the book is personal data the account alone needed (its cases keep copies)."""
+    item = plain_item(client)
+    case_no = new_case(client, auth, item)["case_no"]
+    express = {"method": "express", "address": GOOD_ADDRESS}
+    assert put_delivery(client, auth, case_no, express).status_code == 200
+    exported = client.get("/api/v1/me/export", headers=auth).json()
+    assert [a["detail"] for a in exported["addresses"]] == [GOOD_ADDRESS["detail"]]
+    # A draft's choice is deleted with the draft; the book row with the account's closing.
+    closed = client.post("/api/v1/me/close", json={"password": PASSWORD}, headers=auth)
+    assert closed.status_code == 204
+    with db.session() as session:
+        assert session.scalars(select(SavedAddress)).all() == []

@@ -35,6 +35,7 @@ from portal.catalogue.models import Item
 from portal.clock import utcnow
 from portal.consultations.models import Consultation
 from portal.db import Database
+from portal.delivery.models import SavedAddress
 from portal.errors import Conflict, Invalid, Throttled
 from portal.library.models import LibraryDocument
 from portal.licences.models import Licence
@@ -124,6 +125,15 @@ def export_data(session: Session, *, account: Account) -> dict[str, Any]:
             else None,
         },
         "cases": case_rows,
+        "addresses": [
+            {k: getattr(a, k) for k in ("recipient", "phone", "province", "city", "district")}
+            | {"detail": a.detail, "postcode": a.postcode, "last_used_at": a.last_used_at}
+            for a in session.scalars(
+                select(SavedAddress)
+                .where(SavedAddress.account_id == account.id)
+                .order_by(SavedAddress.id)
+            )
+        ],
         "bundle_applications": [
             {
                 "id": a.id,
@@ -327,6 +337,8 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
     ).rowcount
     session.execute(delete(Message).where(Message.account_id == account.id))
     session.execute(delete(KeptForm).where(KeptForm.account_id == account.id))
+    # 常用地址 only served the account (the cases keep their own copies).
+    session.execute(delete(SavedAddress).where(SavedAddress.account_id == account.id))
     session.execute(
         update(Authorisation)
         .where(
