@@ -272,3 +272,5 @@ def test_one_tap_from_the_wallet_page_lands_on_the_filled_form(client, auth, per
     assert "食品经营许可（变更）" in form_page and food["number"] in form_page
     assert food["form"]["business_name"] in form_page and "变更后内容" in form_page
     assert "食品经营许可（变更）" in client.get("/cases").text
+    case_page = client.get(tapped.headers["location"].removesuffix("/form")).text
+    assert "食品经营许可（变更）" in case_page and "变更的证照：编号" in case_page
