@@ -298,3 +298,43 @@ def test_the_api_closes_and_every_token_stops(client, person, auth):
     )
     assert client.get("/api/v1/me", headers=auth).status_code == 401
     assert client.get("/api/v1/me", headers=other_token).status_code == 401
+
+
+def test_an_enterprise_waits_for_the_cases_an_agent_filed_in_its_name(client, db):
+    from datetime import timedelta
+
+    from portal.accounts.models import Authorisation
+    from portal.clock import today_cst
+    from tests.conftest import make_uscc
+
+    uscc = make_uscc()
+    company = register(client, kind="enterprise", name="武进注销测试有限公司", id_number=uscc)
+    agent = register(client, name="郑经办")
+    with db.session(write=True) as session, session.begin():
+        session.add(
+            Authorisation(
+                enterprise_id=company["account_id"],
+                agent_id=agent["account_id"],
+                items=None,
+                valid_to=today_cst() + timedelta(days=30),
+            )
+        )
+    agent_auth = bearer(client, agent)
+    item = pick_item(client, prereview=True)
+    case_no = client.post(
+        "/api/v1/cases",
+        json={"item_code": item["code"], "form": valid_form(item), "on_behalf_of": uscc},
+        headers=agent_auth,
+    ).json()["case_no"]
+    for m in item["materials"]:
+        if m["required"]:
+            client.post(
+                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
+                files={"file": ("scan.pdf", PDF_BYTES, "application/pdf")},
+                headers=agent_auth,
+            )
+    sent = client.post(f"/api/v1/cases/{case_no}/prereview", headers=agent_auth)
+    assert sent.status_code == 202, sent.text
+    company_auth = bearer(client, company)
+    answer = client.post("/api/v1/me/close", json={"password": PASSWORD}, headers=company_auth)
+    assert answer.status_code == 409 and case_no in answer.json()["error"]["message"]

@@ -248,9 +248,10 @@ def export_data(session: Session, *, account: Account) -> dict[str, Any]:
 
 
 def cases_in_progress(session: Session, *, account: Account) -> list[str]:
-    """Case numbers still being handled (sent, not finished): closing waits for them."""
+    """Case numbers still being handled (sent, not finished): closing waits for them,
+    those an agent filed in the account's name included (it is their applicant)."""
     query = select(Case.case_no).where(
-        Case.account_id == account.id,
+        or_(Case.account_id == account.id, Case.on_behalf_of_id == account.id),
         Case.status.not_in([states.DRAFT, *states.FINISHED]),
     )
     return list(session.scalars(query.order_by(Case.id)))
