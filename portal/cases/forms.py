@@ -7,6 +7,8 @@ import re
 from datetime import date
 from typing import Any
 
+from portal.security import mask_id
+
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 TEXT_MAX = 200
@@ -138,6 +140,8 @@ def display_value(spec: dict[str, Any], value: Any) -> str:
         return "是" if value is True else "否"
     if value is None or value == "":
         return "未填写"
+    if spec["type"] in ("ric", "uscc"):
+        return mask_id(str(value))  # numbers are masked on pages; the form shows them whole
     if spec["type"] == "date":
         d = date.fromisoformat(value)
         return f"{d.year}年{d.month}月{d.day}日"
