@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import struct
@@ -33,8 +34,9 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bureau.errors import TooLarge
+from bureau.errors import DomainError, TooLarge
 
+log = logging.getLogger(__name__)
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 DEFAULT_TYPE = "application/octet-stream"
@@ -49,6 +51,13 @@ _FINAL = 4 + _TAG  # the empty last chunk
 
 class CorruptBlob(Exception):
     """A stored file that does not decrypt: altered, cut short, or under another key."""
+
+
+class UnreadableBlob(DomainError):
+    """The answer for a held file that does not verify: the store's fault, not the caller's."""
+
+    status = 500
+    code = "blob_unreadable"
 
 
 def is_sha256(value: str) -> bool:
@@ -245,10 +254,48 @@ class BlobStore:
     def chunks(self, sha256: str) -> Iterator[bytes]:
         """The plaintext, decrypted one chunk at a time; CorruptBlob when it does not verify.
 
-        The final chunk is authenticated last, so a reader of a cut-off file fails at
-        its end; the portal checks the SHA-256 of what it fetches as well.
+        The header and the final chunk are checked before the first chunk is handed
+        out (so a response can still answer a clean error for a file cut short or
+        under another key); a chunk altered in the middle fails when it is reached,
+        and the portal checks the SHA-256 of what it fetches as well.
         """
-        with open(self.path(sha256), "rb") as fh:
+        fh = open(self.path(sha256), "rb")  # noqa: SIM115 - closed by the generator
+        try:
+            self._check_ends(fh)
+        except BaseException:
+            fh.close()
+            raise
+        return self._stream(fh)
+
+    def _check_ends(self, fh: BinaryIO) -> None:
+        header = fh.read(HEADER_LEN)
+        if len(header) != HEADER_LEN or not header.startswith(MAGIC):
+            raise CorruptBlob("not an encrypted blob")
+        stored = os.fstat(fh.fileno()).st_size
+        if _plain_size(stored) is None:
+            raise CorruptBlob("blob is truncated")
+        index = -(-(stored - HEADER_LEN - _FINAL) // _FULL)  # chunks before the final one
+        fh.seek(stored - _FINAL)
+        framed = fh.read(_FINAL)
+        nonce = header[len(MAGIC) :] + struct.pack(">I", index)
+        if framed[:4] != struct.pack(">I", _TAG):
+            raise CorruptBlob("blob does not end with its final chunk")
+        try:
+            self.aead.decrypt(nonce, framed[4:], _aad(header, index, True))
+        except InvalidTag:
+            raise CorruptBlob("blob failed authentication") from None
+        fh.seek(0)
+
+    def open_for_response(self, sha256: str) -> Iterator[bytes]:
+        """`chunks`, with a file that fails its checks turned into a logged 500 answer."""
+        try:
+            return self.chunks(sha256)
+        except CorruptBlob as exc:
+            log.error("blob %s cannot be read: %s", sha256[:12], exc)
+            raise UnreadableBlob("文件已损坏或无法解密，请联系审批系统管理员。") from None
+
+    def _stream(self, fh: BinaryIO) -> Iterator[bytes]:
+        with fh:
             yield from _unseal(self.aead, fh)
 
     def incoming(self, max_bytes: int) -> Incoming:

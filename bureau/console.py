@@ -295,7 +295,7 @@ def staff_file(
     )
     # Decrypted chunk by chunk as it is sent (a sync iterator runs in the threadpool).
     return StreamingResponse(
-        store.chunks(sha256),
+        store.open_for_response(sha256),
         media_type=media if inline else "application/octet-stream",
         headers={
             "Content-Length": str(size),

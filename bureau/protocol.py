@@ -92,7 +92,7 @@ def get_blob(sha256: str, request: Request) -> Response:
     if request.method == "HEAD":
         return Response(headers=headers, media_type=media)
     # Decrypted chunk by chunk as it is sent, in the threadpool (a sync iterator).
-    return StreamingResponse(store.chunks(name), media_type=media, headers=headers)
+    return StreamingResponse(store.open_for_response(name), media_type=media, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -99,6 +99,18 @@ def test_an_altered_or_foreign_file_is_refused(tmp_path: Path) -> None:
     assert b"".join(store.chunks(sha)) == body
 
 
+def test_a_broken_file_is_a_clear_error_not_a_cut_off_answer(bureau: Bureau) -> None:
+    body = os.urandom(CHUNK + 10)
+    sha = hashlib.sha256(body).hexdigest()
+    assert _put(bureau, body).status_code == 201
+    [stored] = _on_disk(bureau)
+    stored.write_bytes(stored.read_bytes()[:-5])  # cut short
+    got = bureau.get_blob(sha)
+    assert got.status_code == 500
+    assert got.json()["error"]["code"] == "blob_unreadable"
+    assert "文件已损坏" in got.json()["error"]["message"]
+
+
 def test_the_key_is_generated_for_dev_and_required_outside(tmp_path: Path) -> None:
     first = Settings(data_dir=tmp_path / "dev").prepare()
     second = Settings(data_dir=tmp_path / "dev").prepare()
