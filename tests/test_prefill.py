@@ -144,3 +144,16 @@ def test_every_case_of_a_new_bundle_is_prefilled(client, person, auth):
     asked = [c for c in cases if field(by_item[c["item_code"]], "contact_phone")]
     assert asked, "the bundle asks nobody's phone: pick another"
     assert all(c["form"]["contact_phone"] == person["phone"] for c in asked)
+
+
+def test_a_prefilled_number_is_masked_on_check_your_answers(client, person, auth):
+    item = an_item(client, has=("legal_rep_id_number",), proposed=False)
+    case = new_case(client, auth, item)
+    assert case["form"]["legal_rep_id_number"] == person["id_number"]
+    web_login(client, person)
+    review = client.get(f"/cases/{case['case_no']}/review")
+    number = person["id_number"]
+    assert number not in review.text
+    assert number[:4] + "*" * 12 + number[-2:] in review.text
+    form = client.get(f"/cases/{case['case_no']}/form")
+    assert f'value="{number}"' in form.text  # whole where it is edited
