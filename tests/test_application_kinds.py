@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal import clock
+from portal.accounts.models import Authorisation
 from portal.cases.models import Case
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, bearer, csrf_of, register, valid_form, web_login
@@ -274,3 +275,32 @@ def test_one_tap_from_the_wallet_page_lands_on_the_filled_form(client, auth, per
     assert "食品经营许可（变更）" in client.get("/cases").text
     case_page = client.get(tapped.headers["location"].removesuffix("/form")).text
     assert "食品经营许可（变更）" in case_page and "变更的证照：编号" in case_page
+
+
+def test_a_licence_filed_for_an_enterprise_is_the_enterprises(client, auth, db):
+    """An agent's case in an enterprise's name (委托授权): the licence is the applicant's."""
+    enterprise = register(client)
+    item = client.get(f"/api/v1/items/{FOOD}").json()
+    case_no = new_case(client, auth, item)["case_no"]
+    with db.session(write=True) as s, s.begin():
+        # Set directly: granting needs a platform-verified legal person (test_authorisations).
+        granted = Authorisation(
+            enterprise_id=enterprise["account_id"],
+            agent_id=s.scalars(select(Case.account_id).where(Case.case_no == case_no)).one(),
+            items=None,
+            valid_to=true_today() + timedelta(days=365),
+        )
+        s.add(granted)
+        s.flush()
+        case = s.scalars(select(Case).where(Case.case_no == case_no)).one()
+        case.on_behalf_of_id, case.authorisation_id = enterprise["account_id"], granted.id
+    fill_everything(client, auth, item, case_no)
+    sent = client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth)
+    assert sent.status_code == 202, sent.text
+    send(client, envelope(case_no, "prereview.passed", {}))
+    sent = client.post(f"/api/v1/cases/{case_no}/submission", headers=auth)
+    assert sent.status_code == 202, sent.text
+    send(client, envelope(case_no, "case.accepted", {"acceptance_no": "SL-ENT"}))
+    approve(client, case_no, "JY13204120000555", true_today() + timedelta(days=900))
+    assert "JY13204120000555" in wallet(client, bearer(client, enterprise))
+    assert "JY13204120000555" not in wallet(client, auth)

@@ -123,7 +123,8 @@ def record_issued(session: Session, *, case: Case) -> Licence | None:
         session.add(licence)
     licence.name = str(data.get("name") or "")[:100]
     licence.item_code = case.item_code
-    licence.account_id = case.account_id
+    # The applicant holds it: the enterprise when an agent filed in its name (委托授权).
+    licence.account_id = case.on_behalf_of_id or case.account_id
     licence.case_id = case.id
     licence.source = "portal"
     licence.valid_from = date.fromisoformat(data["valid_from"]) if data.get("valid_from") else None
