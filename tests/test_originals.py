@@ -317,12 +317,21 @@ def test_address_book_offers_earlier_addresses_and_deletes_one(client, auth, per
         follow_redirects=False,
     )
     assert deleted.status_code == 303
+    assert "已从常用地址中删除" in client.get(deleted.headers["location"]).text
     book = client.get("/api/v1/addresses", headers=auth).json()["addresses"]
     assert [a["detail"] for a in book] == ["延政中路 1 号"]
     # The case that used it keeps its address.
     kept = client.get(f"/api/v1/cases/{third}", headers=auth).json()["delivery"]["address"]
     assert kept["detail"] == "湖塘镇人民中路 88 号"
     assert client.delete(f"/api/v1/addresses/{older['id']}", headers=auth).status_code == 404
+    # A page still offering the deleted one: back to the choice, nothing saved.
+    fourth = new_case(client, auth, item)["case_no"]
+    stale = client.post(
+        f"/cases/{fourth}/delivery",
+        data={"csrf_token": csrf_of(listing.text), "action": "reuse", "address_id": older["id"]},
+    )
+    assert stale.status_code == 200 and "所选常用地址已经删除" in stale.text
+    assert client.get(f"/api/v1/cases/{fourth}", headers=auth).json()["delivery"] is None
 
 
 def test_pickup_address_of_originals_joins_the_book(client, auth, case):

@@ -21,7 +21,7 @@ from portal.db import DbSession
 from portal.delivery import service
 from portal.delivery.divisions import tree
 from portal.delivery.models import Delivery
-from portal.errors import Invalid
+from portal.errors import Invalid, NotFound
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -153,11 +153,15 @@ def delivery_submit(
         if not book:
             return redirect(f"/cases/{case.case_no}/delivery")
         # Without a choice (an old page) the latest address is meant: it is the one preselected.
-        saved = (
-            service.saved_address(session, account=account, address_id=picked)
-            if isinstance(picked, str) and picked
-            else book[0]
-        )
+        try:
+            saved = (
+                service.saved_address(session, account=account, address_id=picked)
+                if isinstance(picked, str) and picked
+                else book[0]
+            )
+        except NotFound:  # deleted in another tab meanwhile: offer the book again
+            flash(request, "所选常用地址已经删除，请重新选择或填写地址。")
+            return redirect(f"/cases/{case.case_no}/delivery")
         values = {**_values_of(None), "method": "express"}
         for name, value in service.address_values(saved).items():
             values[f"address.{name}"] = value or ""
@@ -212,9 +216,4 @@ def address_delete(
         request,
         f"已从常用地址中删除：{service.book_entry(saved)['place']}。办件中已填写的地址不受影响。",
     )
-    back = form.get("back")
-    # Only our own case pages, never an address from the form (no open redirect).
-    if isinstance(back, str) and back.startswith("/cases/") and back.endswith("/delivery"):
-        case = cases.get_own_case(session, account=account, case_no=back.split("/")[2])
-        return redirect(f"/cases/{case.case_no}/delivery")
     return redirect("/account/addresses")
