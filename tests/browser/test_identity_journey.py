@@ -241,3 +241,34 @@ def test_register_reset_sso_authorise_file_and_revoke(browser, tmp_path, databas
         for page in pages:
             assert page.outside_requests == [], page.outside_requests
             page.context.close()
+
+
+@pytest.fixture
+def server(app):
+    with ThreadServer(app) as live:
+        yield live
+
+
+def test_a_warning_two_minutes_before_the_idle_timeout(server, client, phone, settings):
+    from tests.conftest import register
+
+    person = register(client)
+    page = phone
+    page.clock.install()
+    page.goto(server.url + "/login")
+    page.fill("#f-phone", person["phone"])
+    page.fill("#f-password", person["password"])
+    page.click("main form button:text-is('登录')")
+    page.wait_for_url(re.compile(r"/cases$"))
+    warning = page.locator("#idle-warning")
+    assert warning.is_hidden()
+    page.clock.fast_forward((settings.session_idle_minutes - 2) * 60_000 + 5_000)
+    assert warning.is_visible() and "2 分钟后超时" in warning.inner_text()
+    check_page(page, "identity-18-idle-warning")
+    page.get_by_role("button", name="继续办理").click()
+    warning.wait_for(state="hidden")
+    page.clock.fast_forward((settings.session_idle_minutes - 2) * 60_000 + 5_000)
+    assert warning.is_visible()
+    page.clock.fast_forward(125_000)
+    assert "登录已超时" in warning.inner_text()
+    assert page.get_by_role("button", name="继续办理").is_hidden()
