@@ -107,3 +107,12 @@ def renewed_from(valid_to: date | None, today: date) -> date:
     if valid_to is None:
         return today
     return max(today, valid_to + timedelta(days=1))
+
+
+def renewed_ahead(session: Session, licence: Licence, today: date) -> bool:
+    """A licence renewed before its earlier term ended: the new term starts later, and
+    until then the number is valid under the earlier one (the verification page says so)."""
+    if licence.valid_from <= today:
+        return False
+    case = session.get(BureauCase, licence.case_id)
+    return case is not None and application_of(session, case)["kind"] == "renewal"

@@ -412,6 +412,8 @@ def verify(number: str, request: Request, session: DbSession) -> Response:
     today = today_cst()
     if licence.revoked_at is not None:
         verdict, ok = "已注销", False
+    elif applications.renewed_ahead(session, licence, today):
+        verdict, ok = f"有效（已延续，新的有效期自 {licence.valid_from} 起）", True
     elif licence.valid_from > today:
         verdict, ok = "尚未生效", False
     elif licence.valid_to is not None and licence.valid_to < today:

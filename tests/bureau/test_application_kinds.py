@@ -49,7 +49,10 @@ def test_a_renewal_reissues_under_the_same_number_from_the_day_after(bureau: Bur
     # The register holds the licence in force under that number; it verifies as the new one.
     assert bureau.case(case_no)["licence"]["valid_to"] == "2032-06-30"
     assert bureau.case(first)["licence"] is None
-    assert bureau.client.get("/verify/JY13204120000017").status_code == 200
+    # Until 30 June 2027 the number is valid under the earlier term, and says it is renewed.
+    verified = bureau.client.get("/verify/JY13204120000017")
+    assert verified.status_code == 200 and "已延续" in verified.text
+    assert "尚未生效" not in verified.text
 
 
 def test_a_renewal_of_a_licence_issued_elsewhere_uses_the_portals_term(bureau: Bureau) -> None:
