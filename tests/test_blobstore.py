@@ -287,6 +287,23 @@ def test_reading_a_large_file_holds_one_chunk_at_a_time(tmp_path):
     assert peak < 1024 * 1024  # an 8 MiB file read with well under 1 MiB held
 
 
+def test_a_broken_stored_file_is_a_calm_error_before_any_byte_goes_out(client, auth, app, person):
+    item = pick_item(client, prereview=True)
+    case_no = new_case(client, auth, item)["case_no"]
+    content = noise_png()
+    response = upload(
+        client, auth, case_no, item["materials"][0]["code"], content, "scan.png", "image/png"
+    )
+    assert response.status_code == 201, response.text
+    path = app.state.store.path(response.json()["sha256"])
+    path.write_bytes(path.read_bytes()[:-7])  # cut short (a full disk, a bad copy)
+    browser = TestClient(app, base_url="http://testserver", raise_server_exceptions=False)
+    web_login(browser, person)
+    got = browser.get(f"/cases/{case_no}/files/{response.json()['id']}")
+    assert got.status_code == 500
+    assert b"\x89PNG" not in got.content and got.headers["content-type"].startswith("text/html")
+
+
 # --- the local store's contract -------------------------------------------------------------
 
 

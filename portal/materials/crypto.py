@@ -133,6 +133,33 @@ def decrypt_chunks(ring: KeyRing, source: BinaryIO) -> Iterator[bytes]:
         counter += 1
 
 
+def check_ends(ring: KeyRing, source: BinaryIO) -> None:
+    """Authenticate the header and the final chunk of a seekable file, then rewind.
+
+    Cheap (two small reads), so a reader can refuse a file cut short, or one under a
+    key no longer configured, before it starts answering; a chunk altered in the
+    middle still fails in `decrypt_chunks` when it is reached.
+    """
+    header = source.read(HEADER_LEN)
+    if len(header) != HEADER_LEN or not header.startswith(MAGIC):
+        raise DecryptionError("not an encrypted file")
+    aead = ring.aead(header[len(MAGIC) : len(MAGIC) + 8])
+    end = source.seek(0, os.SEEK_END)
+    body = end - HEADER_LEN - (4 + 16)
+    if body < 0:
+        raise DecryptionError("file is truncated")
+    index = struct.pack(">I", -(-body // (4 + CHUNK + 16)))  # chunks before the final one
+    source.seek(end - (4 + 16))
+    framed = source.read(4 + 16)
+    if framed[:4] != struct.pack(">I", 16):
+        raise DecryptionError("file does not end with its final chunk")
+    try:
+        aead.decrypt(header[-8:] + index, framed[4:], header + index + b"\x01")
+    except Exception as exc:  # cryptography raises InvalidTag
+        raise DecryptionError("authentication failed") from exc
+    source.seek(0)
+
+
 def key_id_of(source: BinaryIO) -> bytes:
     header = source.read(HEADER_LEN)
     return header[len(MAGIC) : len(MAGIC) + 8]

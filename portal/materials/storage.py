@@ -34,6 +34,7 @@ from portal.materials.crypto import (
     DecryptionError,
     Encryptor,
     KeyRing,
+    check_ends,
     decrypt_chunks,
     key_id_of,
     new_key_b64,
@@ -285,7 +286,18 @@ class LocalBlobStore:
 
     # --- reading ---------------------------------------------------------------------
     def chunks(self, sha256: str) -> Iterator[bytes]:
-        with open(self.path(sha256), "rb") as fh:
+        # Both ends checked now, in the caller's thread: a route answers a calm error
+        # for a file cut short or under a dropped key, never a download cut off midway.
+        fh = open(self.path(sha256), "rb")  # noqa: SIM115 - closed by _decrypted
+        try:
+            check_ends(self.ring, fh)
+        except BaseException:
+            fh.close()
+            raise
+        return self._decrypted(fh)
+
+    def _decrypted(self, fh: BinaryIO) -> Iterator[bytes]:
+        with fh:
             yield from decrypt_chunks(self.ring, fh)
 
     def read(self, sha256: str) -> bytes:
