@@ -81,14 +81,19 @@ def valid_form(item: dict[str, Any]) -> dict[str, Any]:
             values[f["name"]] = f["options"][0]
         elif kind == "checkbox":
             values[f["name"]] = True
-        elif kind == "number":
-            values[f["name"]] = max(f.get("min") or 1, min(f.get("max") or 100, 100))
+        elif kind in ("number", "integer"):
+            number = max(f.get("min") or 1, min(f.get("max") or 100, 100))
+            values[f["name"]] = int(number) if kind == "integer" else number
         elif kind == "date":
             values[f["name"]] = "2027-03-01"
         elif kind == "phone":
             values[f["name"]] = "13912345678"
+        elif kind == "ric":
+            values[f["name"]] = "11010519491231002X"  # GB 11643's example, check digit X
+        elif kind == "uscc":
+            values[f["name"]] = "91350100M000100Y43"
         else:
-            values[f["name"]] = "基准测试内容"
+            values[f["name"]] = "基准测试内容" + "样" * max(0, (f.get("min_length") or 0) - 6)
     return values
 
 

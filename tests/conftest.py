@@ -365,8 +365,14 @@ def pick_item(
     raise AssertionError("the catalogue has no such item")
 
 
+# Published examples that pass their check digits: GB 11643's own 居民身份证号码 example
+# and a 统一社会信用代码 quoted in GB 32100's explanations (and python-stdnum's docs).
+VALID_RIC = "11010519491231002X"
+VALID_USCC = "91350100M000100Y43"
+
+
 def valid_form(item: dict) -> dict[str, Any]:
-    """A value for every field of an item that passes its type."""
+    """A value for every field of an item that passes its type (the same on every call)."""
     values: dict[str, Any] = {}
     for f in item["fields"]:
         kind = f["type"]
@@ -374,15 +380,22 @@ def valid_form(item: dict) -> dict[str, Any]:
             values[f["name"]] = f["options"][0]
         elif kind == "checkbox":
             values[f["name"]] = True
-        elif kind == "number":
+        elif kind in ("number", "integer"):
             low = f.get("min") or 1
-            values[f["name"]] = max(low, min(f.get("max") or 100, 100))
+            number = max(low, min(f.get("max") or 100, 100))
+            values[f["name"]] = int(number) if kind == "integer" else number
         elif kind == "date":
             values[f["name"]] = "2027-03-01"
         elif kind == "phone":
             values[f["name"]] = "13912345678"
+        elif kind == "ric":
+            values[f["name"]] = VALID_RIC
+        elif kind == "uscc":
+            values[f["name"]] = VALID_USCC
         else:
-            values[f["name"]] = "测试内容"
+            # Six characters pass every name and address rule, so a shared field gets the
+            # same value from whichever item of a bundle it is read.
+            values[f["name"]] = "测试内容样样" + "样" * max(0, (f.get("min_length") or 0) - 6)
     return values
 
 

@@ -25,7 +25,18 @@ BUNDLES = DATA["bundles"]
 CODE_RE = re.compile(r"^(SC|TZ|SH|QT)\d{4}$")
 PREFIX_DOMAIN = {"SC": "market", "TZ": "investment", "SH": "social", "QT": "other"}
 STEP_ORDER = ["申请", "受理", "审查", "现场核查", "决定", "送达"]
-FIELD_TYPES = {"text", "textarea", "number", "date", "phone", "select", "checkbox"}
+FIELD_TYPES = {
+    "text",
+    "textarea",
+    "number",
+    "integer",
+    "date",
+    "phone",
+    "select",
+    "checkbox",
+    "ric",
+    "uscc",
+}
 SNAKE_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 MATERIAL_CODE_RE = re.compile(r"^M\d{2}$")
 
@@ -60,14 +71,14 @@ KIND_FAMILY = {
 # Field names shared across items: a bundle asks them once, so they must keep one type.
 SHARED_FIELD_TYPES = {
     "business_name": "text",
-    "uscc": "text",
+    "uscc": "uscc",
     "legal_rep_name": "text",
-    "legal_rep_id_number": "text",
+    "legal_rep_id_number": "ric",
     "contact_name": "text",
     "contact_phone": "phone",
     "business_address": "text",
     "business_area": "number",
-    "employee_count": "number",
+    "employee_count": "integer",
     "project_name": "text",
     "project_address": "text",
     "total_investment": "number",
@@ -154,11 +165,43 @@ def test_fields(item):
         else:
             assert "options" not in f, f["name"]
         if "min" in f or "max" in f:
-            assert f["type"] == "number", f["name"]
+            assert f["type"] in ("number", "integer"), f["name"]
             if "min" in f and "max" in f:
                 assert f["min"] <= f["max"]
-        if "max_length" in f:
-            assert f["type"] in ("text", "textarea") and f["max_length"] > 0
+        if f["type"] == "integer":
+            assert all(float(f[k]).is_integer() for k in ("min", "max") if k in f), f["name"]
+        if "max_length" in f or "min_length" in f:
+            assert f["type"] in ("text", "textarea"), f["name"]
+            assert 0 < f.get("min_length", 1) <= f.get("max_length", 2000), f["name"]
+
+
+# Typed by what the label asks for: every such field, in every item (issue 13).
+def _typed(label: str) -> str | None:
+    if "身份证" in label:
+        return "ric"
+    if "统一社会信用代码" in label:
+        return "uscc"
+    if re.search(r"(人数|人员数|台数|车辆数|班级数|床位数|会员数|（月）|数量)$", label):
+        return "integer"
+    return None
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=item_ids(ITEMS))
+def test_identity_numbers_and_counts_are_typed(item):
+    for f in item["fields"]:
+        if expected := _typed(f["label"]):
+            assert f["type"] == expected, (f["name"], f["label"])
+        if f["type"] == "integer":
+            assert "min" in f and "max" in f, f["name"]
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=item_ids(ITEMS))
+def test_names_and_addresses_have_a_shortest_length(item):
+    for f in item["fields"]:
+        if f["type"] == "text" and re.search(r"(名称|姓名|字号|地址|场所|单位|地点)", f["label"]):
+            assert f.get("min_length", 1) >= 2, (f["name"], f["label"])
+        if f["label"] == "字号":
+            assert f["min_length"] >= 2  # 企业名称登记管理规定实施办法: 字号应当由两个以上汉字组成
 
 
 def test_shared_fields_keep_one_type():

@@ -26,6 +26,7 @@ from portal.exchange import signing
 from tests.conftest import PDF_BYTES, pick_item
 from tests.test_cases import fill_everything, new_case
 from tests.test_exchange import SECRET
+from tests.test_field_types import ric_check, uscc_check
 
 # --- form fields --------------------------------------------------------------------------
 
@@ -34,6 +35,24 @@ specs = st.one_of(
         lambda n: {"name": "f", "label": "字段", "type": "text", "max_length": n},
         st.one_of(st.none(), st.integers(1, 300)),
     ),
+    st.builds(
+        lambda lo, extra: {
+            "name": "f",
+            "label": "字段",
+            "type": "text",
+            "min_length": lo,
+            "max_length": lo + extra,
+        },
+        st.integers(1, 20),
+        st.integers(0, 20),
+    ),
+    st.builds(
+        lambda lo, hi: {"name": "f", "label": "字段", "type": "integer", "min": lo, "max": hi},
+        st.one_of(st.none(), st.integers(-1000, 1000)),
+        st.one_of(st.none(), st.integers(-1000, 10**9)),
+    ),
+    st.just({"name": "f", "label": "字段", "type": "ric"}),
+    st.just({"name": "f", "label": "字段", "type": "uscc"}),
     st.builds(
         lambda n: {"name": "f", "label": "字段", "type": "textarea", "max_length": n},
         st.one_of(st.none(), st.integers(1, 3000)),
@@ -68,6 +87,8 @@ plausible = st.one_of(
     st.from_regex(r"\A1[3-9]\d{9}\Z"),
     st.from_regex(r"\A0\d{2,3}-?\d{7,8}\Z"),
     st.from_regex(r"\A\s*-?\d{1,13}(\.\d{1,4})?\s*\Z"),
+    st.from_regex(r"\A(11|32|44)\d{4}(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|1\d|2[0-8])\d{3}[0-9Xx]\Z"),
+    st.from_regex(r"\A[1-9]\d{7}[0-9A-HJ-NPQRTUWXY]{10}\Z"),
     st.sampled_from(["true", "on", "1", "yes", "false", "off", "0", "no", "", " ", "TRUE"]),
 )
 
@@ -86,10 +107,15 @@ def test_cleaning_a_value_fails_only_with_a_chinese_reason_and_round_trips(spec,
     assert clean_value(spec, cleaned) == cleaned
     assert isinstance(display_value(spec, cleaned), str)
     kind = spec["type"]
-    if kind == "number":
+    if kind in ("number", "integer"):
         assert isinstance(cleaned, int | float) and math.isfinite(cleaned)
+        assert kind == "number" or (isinstance(cleaned, int) and not isinstance(cleaned, bool))
         assert spec.get("min") is None or cleaned >= spec["min"]
         assert spec.get("max") is None or cleaned <= spec["max"]
+    elif kind in ("ric", "uscc"):
+        # The oracle: the check character computed from the standard (test_field_types).
+        check = ric_check if kind == "ric" else uscc_check
+        assert len(cleaned) == 18 and check(cleaned[:17]) == cleaned[17]
     elif kind == "checkbox":
         assert isinstance(cleaned, bool)
     elif kind == "date":
@@ -100,6 +126,7 @@ def test_cleaning_a_value_fails_only_with_a_chinese_reason_and_round_trips(spec,
         assert isinstance(cleaned, str) and cleaned == cleaned.strip()
         limit = spec.get("max_length") or (200 if kind == "text" else 2000)
         assert kind == "phone" or len(cleaned) <= limit
+        assert kind == "phone" or len(cleaned) >= (spec.get("min_length") or 1)
 
 
 @settings(max_examples=150, deadline=None)

@@ -51,6 +51,13 @@ def bundle_context(session: Session, bundle: Bundle) -> dict[str, Any]:
     }
 
 
+def still_missing(session: Session, *, application: BundleApplication) -> dict[str, str]:
+    """Required fields of the one form still empty, in its order."""
+    _, linked, items = service._context(session, application)
+    fields = service.shared_fields(items)
+    return missing_fields(fields, service.shared_values(linked, fields))
+
+
 def application_context(
     session: Session, *, application: BundleApplication, account: Account
 ) -> dict[str, Any]:
@@ -116,6 +123,8 @@ def application_context(
         "materials": rows,
         "draft": draft,
         "form_done": not missing_form,
+        # Required fields of the one form still empty, in its order (shown after a 保存).
+        "still_missing": missing_fields(fields, values),
         "required_count": len(required_rows),
         "uploaded_required_count": sum(1 for r in required_rows if r["files"]),
         "plan": plan,

@@ -84,7 +84,9 @@ def form_page(request: Request, application_id: str, session: DbSession, account
         session, account=account, application_id=_id(application_id)
     )
     service.ensure_draft(application)
-    return _page(request, session, application, account, "bundles/form.html")
+    # After a 保存 that left required fields empty: what is still missing, in page order.
+    saved = request.query_params.get("saved") == "1"
+    return _page(request, session, application, account, "bundles/form.html", saved=saved)
 
 
 @router.post("/bundle-applications/{application_id}/form")
@@ -105,9 +107,8 @@ def form_submit(
             submitted[spec["name"]] = value if isinstance(value, str) else ""
     try:
         service.save_shared_form(session, application=application, form=submitted, replace=True)
-    except Invalid as exc:
+    except Invalid as exc:  # each message names its field (forms.problem_text)
         session.rollback()
-        labels = {f"form.{s['name']}": s["label"] for s in context["fields"]}
         return _page(
             request,
             session,
@@ -116,9 +117,10 @@ def form_submit(
             "bundles/form.html",
             values=submitted,
             errors=exc.fields,
-            labels=labels,
             status_code=422,
         )
+    if pages.still_missing(session, application=application):
+        return redirect(f"/bundle-applications/{application.id}/form?saved=1#still-missing")
     flash(request, "申请信息已保存，已同步到本一件事的每个事项。")
     return redirect(f"/bundle-applications/{application.id}#materials")
 

@@ -70,6 +70,11 @@ class FieldUseOut(BaseModel):
     type: str
     required: bool
     used_by: list[str] = Field(description="names of the items that ask for this field")
+    # The union of the items' rules: the tightest bounds any of them sets.
+    min: float | None = None
+    max: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
 
 
 class GroupFileOut(BaseModel):

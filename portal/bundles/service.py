@@ -35,7 +35,7 @@ from portal.accounts.models import Account
 from portal.bundles.models import BundleApplication
 from portal.cases import service as cases
 from portal.cases import states
-from portal.cases.forms import clean_form
+from portal.cases.forms import clean_form, in_field_order, merge_specs
 from portal.cases.models import Case
 from portal.catalogue.models import Bundle, Item
 from portal.clock import utcnow
@@ -148,20 +148,14 @@ def material_groups(items: list[Item]) -> list[MaterialGroup]:
 
 
 def shared_fields(items: list[Item]) -> list[dict[str, Any]]:
-    """The one form: each field name once, required when any item requires it."""
-    fields: dict[str, dict[str, Any]] = {}
+    """The one form: each field name once, obeying every item's rules (forms.merge_specs)."""
+    specs: dict[str, list[dict[str, Any]]] = {}
     users: dict[str, list[str]] = {}
     for item in items:
         for spec in item.fields:
-            name = spec["name"]
-            users.setdefault(name, []).append(item.name)
-            if name not in fields:
-                fields[name] = dict(spec)
-            elif spec.get("required"):
-                fields[name]["required"] = True
-    for name, spec in fields.items():
-        spec["used_by"] = users[name]
-    return list(fields.values())
+            specs.setdefault(spec["name"], []).append(spec)
+            users.setdefault(spec["name"], []).append(item.name)
+    return [{**merge_specs(found), "used_by": users[name]} for name, found in specs.items()]
 
 
 def _finish_days(item: Item, items: list[Item], memo: dict[str, int], path: tuple[str, ...]) -> int:
@@ -247,19 +241,22 @@ def _has_field(item: Item, name: str) -> bool:
 
 
 def _checked_values(items: list[Item], form: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Every value checked against each item that has the field; 422 with every problem."""
-    known = {f["name"] for i in items for f in i.fields}
+    """Every value checked against the one form's field and each item that has it; 422
+    with every problem, in the order of the one form."""
+    fields = shared_fields(items)
+    known = {f["name"] for f in fields}
     errors = {f"form.{k}": "本“一件事”没有这个字段" for k in form if k not in known}
-    values: dict[str, Any] = {}
+    values, problems = clean_form(
+        fields, {k: v for k, v in form.items() if k in known}, partial=partial
+    )
+    errors |= problems
     for item in items:
         own = {k: v for k, v in form.items() if _has_field(item, k)}
-        cleaned, problems = clean_form(item.fields, own, partial=partial)
+        _, problems = clean_form(item.fields, own, partial=partial)
         for key, message in problems.items():
             errors.setdefault(key, message)
-        for key, value in cleaned.items():
-            values.setdefault(key, value)
     if errors:
-        raise Invalid(errors)
+        raise Invalid(in_field_order(fields, errors))
     return values
 
 
@@ -552,6 +549,15 @@ def _bundle_errors(exc: Invalid, item: Item, groups: dict[str, MaterialGroup]) -
     return out
 
 
+def _in_page_order(
+    errors: dict[str, str], items: list[Item], groups: dict[str, MaterialGroup]
+) -> dict[str, str]:
+    """Problems as the review page shows them: the one form, the checklist, the promises."""
+    keys = [f"form.{f['name']}" for f in shared_fields(items)] + [f"materials.{k}" for k in groups]
+    position = {key: i for i, key in enumerate(keys)}
+    return dict(sorted(errors.items(), key=lambda kv: position.get(kv[0], len(position))))
+
+
 def submit_application(
     session: Session,
     *,
@@ -627,7 +633,7 @@ def submit_application(
                 found["commitment.gaozhi_accepted"] = found.pop("commitment.accepted")
             errors |= found
     if errors:
-        raise Invalid(errors, "还有必填内容或材料没有完成。")
+        raise Invalid(_in_page_order(errors, items, groups), "还有必填内容或材料没有完成。")
     if application.status == "draft":
         application.status = "submitted"
         application.submitted_at = utcnow()
@@ -669,7 +675,20 @@ def application_view(session: Session, *, application: BundleApplication) -> dic
         "submitted_at": application.submitted_at,
         "form": shared_values(linked, fields),
         "fields": [
-            {k: spec.get(k) for k in ("name", "label", "type", "required", "used_by")}
+            {
+                k: spec.get(k)
+                for k in (
+                    "name",
+                    "label",
+                    "type",
+                    "required",
+                    "used_by",
+                    "min",
+                    "max",
+                    "min_length",
+                    "max_length",
+                )
+            }
             for spec in fields
         ],
         "materials": [

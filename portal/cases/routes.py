@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing, VerificationRequired, identity_notice
 from portal.cases import pages, service, states, uploads
+from portal.cases.forms import missing_fields
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
@@ -87,7 +88,14 @@ def form_page(request: Request, case_no: str, session: DbSession, account: Logge
     case = service.get_own_case(session, account=account, case_no=case_no)
     service.ensure_editable(case)
     item = _item(session, case)
-    return render(request, "cases/form.html", {"case": case, "item": item, "values": case.form})
+    # After a 保存 that left required fields empty: what is still missing, in page order.
+    saved = request.query_params.get("saved") == "1"
+    missing = missing_fields(item.fields, case.form) if saved else {}
+    return render(
+        request,
+        "cases/form.html",
+        {"case": case, "item": item, "values": case.form, "saved": saved, "still_missing": missing},
+    )
 
 
 @router.post("/cases/{case_no}/form")
@@ -106,20 +114,15 @@ def form_submit(
             submitted[spec["name"]] = value if isinstance(value, str) else ""
     try:
         service.save_form(session, case=case, item=item, form=submitted, replace=True)
-    except Invalid as exc:
-        labels = {f"form.{s['name']}": s["label"] for s in item.fields}
+    except Invalid as exc:  # each message names its field (forms.problem_text)
         return render(
             request,
             "cases/form.html",
-            {
-                "case": case,
-                "item": item,
-                "values": submitted,
-                "errors": exc.fields,
-                "labels": labels,
-            },
+            {"case": case, "item": item, "values": submitted, "errors": exc.fields},
             status_code=422,
         )
+    if missing_fields(item.fields, case.form):
+        return redirect(f"/cases/{case.case_no}/form?saved=1#still-missing")
     flash(request, "申请信息已保存。")
     return redirect(f"/cases/{case.case_no}#materials")
 

@@ -16,7 +16,7 @@ from portal.accounts import authorisations, prefill
 from portal.accounts.filing import FilingRule, require_number
 from portal.accounts.models import Account
 from portal.cases import states
-from portal.cases.forms import clean_form, display_value, missing_fields
+from portal.cases.forms import clean_form, display_value, form_problems
 from portal.cases.models import Case, CaseCounter, TimelineEntry
 from portal.catalogue.models import Item
 from portal.catalogue.service import get_item
@@ -430,7 +430,8 @@ def submit_for_prereview(
         )
     check_filing(session, case=case, account=account, rule=rule, stage="prereview")
     files = files_by_material(session, case=case)
-    errors = missing_fields(item.fields, case.form) | missing_materials(
+    # Every stored value is checked again: one saved before a rule was tightened stops here.
+    errors = form_problems(item.fields, case.form) | missing_materials(
         item, files, allow_deferrable=True, skip=set(case.provided_materials or {})
     )
     if errors:
@@ -486,23 +487,24 @@ def submit_formally(
     check_filing(session, case=case, account=account, rule=rule, stage="formal")
     files = files_by_material(session, case=case)
     deferred = list(dict.fromkeys(deferred or []))
-    errors: dict[str, str] = {}
+    pledge: dict[str, str] = {}  # listed last, as the review page shows the promise last
     by_code = {m["code"]: m for m in item.materials}
     replaced = gaozhi_replaced(item) if gaozhi else []
     if gaozhi:
         if deferred:
-            errors["commitment.deferred_materials"] = "选择告知承诺后无需再容缺，请不要同时勾选"
+            pledge["commitment.deferred_materials"] = "选择告知承诺后无需再容缺，请不要同时勾选"
         if not accepted:
-            errors["commitment.accepted"] = "告知承诺制办理须阅读并同意告知承诺书"
+            pledge["commitment.accepted"] = "告知承诺制办理须阅读并同意告知承诺书"
     for code in deferred if not gaozhi else []:
         material = by_code.get(code)
         if material is None or not material.get("deferrable"):
-            errors["commitment.deferred_materials"] = f"材料 {code} 不在可容缺材料之列"
+            pledge["commitment.deferred_materials"] = f"材料 {code} 不在可容缺材料之列"
         elif files.get(code):
-            errors["commitment.deferred_materials"] = f"材料“{material['name']}”已上传，无需容缺"
+            pledge["commitment.deferred_materials"] = f"材料“{material['name']}”已上传，无需容缺"
     if deferred and not gaozhi and not accepted:
-        errors["commitment.accepted"] = "容缺受理须阅读并同意承诺书"
-    errors |= missing_fields(item.fields, case.form)
+        pledge["commitment.accepted"] = "容缺受理须阅读并同意承诺书"
+    # Every stored value is checked again: one saved before a rule was tightened stops here.
+    errors = form_problems(item.fields, case.form)
     skip = set(case.provided_materials or {}) | set(replaced)
     for key, message in missing_materials(item, files, allow_deferrable=False, skip=skip).items():
         code = key.split(".", 1)[1]
@@ -511,6 +513,7 @@ def submit_formally(
         if by_code[code].get("deferrable"):
             message += "，或勾选容缺受理并签署承诺书"
         errors[key] = message
+    errors |= pledge
     if errors:
         raise Invalid(errors, "还有必填内容或材料没有完成。")
     now = utcnow()

@@ -8,7 +8,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Domain = Literal["market", "investment", "social", "other"]
-FieldType = Literal["text", "textarea", "number", "date", "phone", "select", "checkbox"]
+# citizen-api.md, "Item form fields, more types"; portal/cases/forms.py checks each value.
+FieldType = Literal[
+    "text", "textarea", "number", "integer", "date", "phone", "select", "checkbox", "ric", "uscc"
+]
+LENGTH_TYPES = ("text", "textarea")  # min_length / max_length
+RANGE_TYPES = ("number", "integer")  # min / max
 STEP_NAMES = ("申请", "受理", "审查", "现场核查", "决定", "送达")
 DOMAIN_LABELS = {
     "market": "市场准入",
@@ -70,12 +75,28 @@ class FieldSpec(_Strict):
     options: list[str] = []
     min: float | None = None
     max: float | None = None
-    max_length: int | None = None
+    min_length: int | None = Field(default=None, ge=1)
+    max_length: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
-    def _select_needs_options(self) -> FieldSpec:
+    def _rules_fit_the_type(self) -> FieldSpec:
         if self.type == "select" and not self.options:
             raise ValueError(f"select field {self.name} needs options")
+        if self.options and self.type != "select":
+            raise ValueError(f"field {self.name}: only a select field has options")
+        if (self.min is not None or self.max is not None) and self.type not in RANGE_TYPES:
+            raise ValueError(f"field {self.name}: min/max are for {RANGE_TYPES}")
+        lengths = self.min_length is not None or self.max_length is not None
+        if lengths and self.type not in LENGTH_TYPES:
+            raise ValueError(f"field {self.name}: min_length/max_length are for {LENGTH_TYPES}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"field {self.name}: min exceeds max")
+        if self.min_length and self.max_length and self.min_length > self.max_length:
+            raise ValueError(f"field {self.name}: min_length exceeds max_length")
+        if self.type == "integer" and any(
+            b is not None and not float(b).is_integer() for b in (self.min, self.max)
+        ):
+            raise ValueError(f"integer field {self.name}: min/max must be whole numbers")
         return self
 
 
@@ -267,6 +288,7 @@ class FieldOut(BaseModel):
     options: list[str] = []
     min: float | None = None
     max: float | None = None
+    min_length: int | None = None
     max_length: int | None = None
 
 
