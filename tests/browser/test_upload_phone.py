@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import check_page
+from tests.browser.conftest import OUTPUT, check_page
 from tests.conftest import PASSWORD, PDF_BYTES, pick_item, register
 from tests.live import ThreadServer
 from tests.test_cases import new_case
@@ -169,3 +169,45 @@ def test_upload_photos_on_a_small_phone_stays_at_the_material(
     assert page.evaluate("window.__same_page === true")
     no_horizontal_overflow(page)
     check_page(page, "63-upload-phone-refused")
+
+
+def test_without_js_the_upload_lands_on_the_material(server, client, browser, tmp_path):
+    context = browser.new_context(
+        viewport=SMALL_PHONE,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        java_script_enabled=False,
+    )
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    person = register(client)
+    token = client.post("/api/v1/tokens", json={"phone": person["phone"], "password": PASSWORD})
+    auth = {"Authorization": f"Bearer {token.json()['token']}"}
+    item = pick_item(client, prereview=True)
+    case_no = new_case(client, auth, item)["case_no"]
+    last = item["materials"][-1]["code"]
+    page.goto(server.url + "/login")
+    page.fill("#f-phone", person["phone"])
+    page.fill("#f-password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{server.url}/cases/{case_no}")
+    page.set_input_files(
+        f"#photo-{last}",
+        [
+            photo_file(tmp_path, "a.jpg", (900, 1200), (200, 30, 30)),
+            photo_file(tmp_path, "b.jpg", (900, 1200), (30, 60, 200)),
+        ],
+    )
+    page.locator(f"#m-{last} form.upload-form button[type=submit]").click()
+    page.wait_for_url(f"**/cases/{case_no}#m-{last}")
+    # Only what needs no script in the page (JS is off): the markup, the box, a picture.
+    html = page.content()
+    block = html[html.index(f'<li id="m-{last}">') :]
+    assert f'id="done-{last}" role="status"' in block and "2 张照片已合成一份材料" in block
+    box = page.locator(f"#done-{last}").bounding_box()
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= SMALL_PHONE["height"], box
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "64-upload-phone-no-js.png"))  # the viewport as landed
+    context.close()
