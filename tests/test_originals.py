@@ -367,6 +367,8 @@ def test_postage_is_stated_and_the_tracking_link_shown(client, auth, person):
     )
     shown = client.get(f"/cases/{case_no}").text
     assert "EA123456789CN" in shown
+    delivery = client.get(f"/api/v1/cases/{case_no}", headers=auth).json()["delivery"]
+    assert delivery["tracking_url"] == "https://www.ems.com.cn/queryList?mailNum=EA123456789CN"
     assert 'href="https://www.ems.com.cn/queryList?mailNum=EA123456789CN"' in shown
     # A carrier the portal does not know: the number, and no link to guess.
     other = new_case(client, auth, item)["case_no"]
@@ -376,6 +378,10 @@ def test_postage_is_stated_and_the_tracking_link_shown(client, auth, person):
     bureau(client, other, "licence.shipped", {"carrier": "某某快运", "tracking_no": "X123456"})
     shown = client.get(f"/cases/{other}").text
     assert "X123456" in shown and "官网查询物流" not in shown
+    assert (
+        client.get(f"/api/v1/cases/{other}", headers=auth).json()["delivery"]["tracking_url"]
+        is None
+    )
 
 
 def test_each_carriers_waybill_format_is_accepted(client, auth, db, case):

@@ -93,6 +93,9 @@ class DeliveryOut(BaseModel):
     address: AddressOut | None = None
     carrier: str | None
     tracking_no: str | None
+    tracking_url: str | None = Field(
+        default=None, description="the carrier's public query page, for a carrier the portal knows"
+    )
     pickup_code: str | None
     shipped_at: datetime | None
     ready_at: datetime | None

@@ -32,6 +32,7 @@ from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
 from portal.licences import kinds
 from portal.materials.models import CaseFile
+from portal.originals.carriers import tracking_url
 from portal.originals.views import originals_view
 from portal.ratings.models import Rating
 
@@ -918,6 +919,7 @@ def _delivery_view(delivery: Delivery | None) -> dict[str, Any] | None:
         {
             "carrier": delivery.carrier,
             "tracking_no": delivery.tracking_no,
+            "tracking_url": tracking_url(delivery.carrier, delivery.tracking_no),
             "pickup_code": delivery.pickup_code,
             "shipped_at": delivery.shipped_at,
             "ready_at": delivery.ready_at,
