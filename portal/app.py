@@ -37,7 +37,7 @@ from portal.middleware import (
 )
 from portal.resources import STATIC_DIR
 from portal.settings import Settings, get_settings
-from portal.web import LoginRequired, flash, redirect, render
+from portal.web import LoginRequired, csrf_valid, flash, redirect, render
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.request is not None and request.method == "POST":
             # After sign-in, the form's page (a POST-only path would be a 405), with the
             # fields it held when they could be kept.
-            target = await kept_forms.after_timeout(exc.request) or "/cases"
+            posted = exc.request
+            target = (
+                await kept_forms.after_timeout(
+                    posted, csrf_ok=lambda token: csrf_valid(posted, token)
+                )
+                or "/cases"
+            )
             if "kept=" in target:
                 flash(request, kept_forms.TIMED_OUT_MESSAGE, "warning")
         return redirect(f"/login?next={quote(target, safe='/')}")

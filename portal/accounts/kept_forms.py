@@ -20,6 +20,7 @@ Guards, each for a reason:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,9 +40,8 @@ KEPT_MINUTES = 30  # long enough to sign in again, short enough to keep little
 RESTORED_MESSAGE = "您的登录已超时，刚才填写的内容已为您保留，请核对后重新提交。"
 TIMED_OUT_MESSAGE = "您的登录已超时，请重新登录。刚才填写的内容已为您保留，登录后可继续填写。"
 QUERY = "kept"
-NEVER_KEPT = frozenset(
-    {"csrf_token", "password", "new_password", "current_password", "code", "next"}
-)
+CSRF_FIELD = "csrf_token"  # portal.web.CSRF_FIELD (web imports this module, not back)
+NEVER_KEPT = frozenset({CSRF_FIELD, "password", "new_password", "current_password", "code", "next"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 500
 
@@ -70,9 +70,11 @@ def _with_reference(page: str, token: str) -> str:
     return page + ("&" if "?" in page else "?") + f"{QUERY}={token}"
 
 
-async def after_timeout(request: Request) -> str | None:
+async def after_timeout(request: Request, *, csrf_ok: Callable[[str | None], bool]) -> str | None:
     """Where sign-in should lead after a post met no login: the form's page, with the
-    kept fields' reference when they were kept; None when the post names no page."""
+    kept fields' reference when they were kept; None when the post names no page.
+
+    `csrf_ok` is the pages' own CSRF check (portal.web.csrf_valid for this request)."""
     page = _page_of(request)
     if page is None:
         return None
@@ -82,14 +84,12 @@ async def after_timeout(request: Request) -> str | None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         return page  # an upload: its file cannot be kept, and it holds nothing else
-    from portal.web import CSRF_FIELD, csrf_valid
-
     try:
         form = await request.form(max_files=0, max_fields=MAX_FIELDS)
     except HTTPException:  # a malformed or oversized form: nothing worth keeping
         return page
     token = form.get(CSRF_FIELD)
-    if not csrf_valid(request, token if isinstance(token, str) else None):
+    if not csrf_ok(token if isinstance(token, str) else None):
         return page
     fields = [
         [name, value]

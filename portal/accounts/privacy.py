@@ -50,10 +50,6 @@ PRIVACY_VERSION = "2026-12"
 CONSENT_FIELD = "privacy_consent"
 CONSENT_MISSING = "请阅读并勾选同意《个人信息处理规则》，否则无法注册"
 
-CLOSED_MESSAGE = (
-    "该账户已注销，无法登录。注销前已提交的办件仍由审批局依法保存；如需继续网上办事，请重新注册。"
-)
-
 
 def record_consent(account: Account) -> None:
     """The account agreed to the current rules, now."""
@@ -365,16 +361,3 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
         "files": files or 0,
         "library": library or 0,
     }
-
-
-def closed_account_for(session: Session, *, phone: str, password: str) -> Account | None:
-    """A closed account of this phone whose password this is: the login says it is closed.
-
-    Only with the right password, so the answer tells a stranger nothing about the phone.
-    """
-    closed = session.scalars(
-        select(Account).where(Account.closed_phone == phone, Account.closed_at.is_not(None))
-    ).all()
-    if not closed:
-        verify_password(None, password)  # as long as when there is one
-    return next((a for a in closed if verify_password(a.password_hash, password)), None)

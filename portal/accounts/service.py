@@ -281,8 +281,6 @@ def authenticate(
             raise Unauthenticated(
                 "手机号码或验证码不正确，或验证码已失效。", code="bad_credentials"
             )
-        from portal.accounts.privacy import CLOSED_MESSAGE, closed_account_for
-
         if closed_account_for(session, phone=phone, password=password):
             # Said only to whoever knows the password, so it tells a stranger nothing.
             raise Unauthenticated(CLOSED_MESSAGE, code="account_closed")
@@ -295,6 +293,25 @@ def authenticate(
     if proof is None and account.password_hash and password_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account
+
+
+# A closed account (accounts/privacy.py) refuses sign-in with this, to its holder alone.
+CLOSED_MESSAGE = (
+    "该账户已注销，无法登录。注销前已提交的办件仍由审批局依法保存；如需继续网上办事，请重新注册。"
+)
+
+
+def closed_account_for(session: Session, *, phone: str, password: str) -> Account | None:
+    """A closed account of this phone whose password this is: the login says it is closed.
+
+    Only with the right password, so the answer tells a stranger nothing about the phone.
+    """
+    closed = session.scalars(
+        select(Account).where(Account.closed_phone == phone, Account.closed_at.is_not(None))
+    ).all()
+    if not closed:
+        verify_password(None, password)  # as long as when there is one
+    return next((a for a in closed if verify_password(a.password_hash, password)), None)
 
 
 def start_login_session(session: Session, *, account: Account) -> LoginSession:

@@ -18,8 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.accounts import identity as service
 from portal.accounts import sso_consent as privacy_consent
-from portal.accounts.privacy import record_consent
-from portal.accounts.service import start_login_session
 from portal.errors import DomainError, NotFound
 from portal.settings import Settings, sso_issuer_problem
 from portal.web import flash, redirect, render, safe_next
@@ -151,33 +149,4 @@ async def sso_callback(request: Request):
         # citizen has read what the portal keeps and agreed (PIPL art. 14).
         await run_in_threadpool(privacy_consent.hold, request, identity, next_url)
         return redirect(privacy_consent.CONSENT_PATH)
-    return await finish_sign_in(request, identity, next_url)
-
-
-async def finish_sign_in(
-    request: Request, identity: service.VerifiedIdentity, next_url: str, *, consent: bool = False
-):
-    """Sign the verified identity in (the account linked or created) and go to `next_url`."""
-    try:
-        sid, created = await run_in_threadpool(_sign_in, request, identity, consent)
-    except DomainError as exc:
-        return _failed(request, exc.message, exc.status)
-    # A fresh session on login: the old cookie (and its CSRF token) is not carried over.
-    request.session.clear()
-    request.session["sid"] = sid
-    flash(request, "已通过统一身份认证登录" + ("，并为您开设了账户。" if created else "。"))
-    return redirect(safe_next(next_url))
-
-
-def _sign_in(
-    request: Request, identity: service.VerifiedIdentity, consent: bool = False
-) -> tuple[str, bool]:
-    # The callback is a GET (the platform redirects the browser here) that writes: its
-    # own write transaction, committed before the cookie names the new session.
-    db = request.app.state.db
-    with db.session(write=True) as session, session.begin():
-        account, created = service.sign_in_verified(session, identity=identity)
-        if consent:
-            record_consent(account)
-        login = start_login_session(session, account=account)
-        return login.id, created
+    return await privacy_consent.finish_sign_in(request, identity, next_url)

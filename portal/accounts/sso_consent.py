@@ -17,12 +17,14 @@ from fastapi import APIRouter, Request
 from sqlalchemy import delete, select
 from starlette.concurrency import run_in_threadpool
 
-from portal.accounts.identity import LEVEL_NAMES, VerifiedIdentity
+from portal.accounts.identity import LEVEL_NAMES, VerifiedIdentity, sign_in_verified
 from portal.accounts.models import Account, KeptForm
-from portal.accounts.privacy import CONSENT_FIELD, PRIVACY_VERSION
+from portal.accounts.privacy import CONSENT_FIELD, PRIVACY_VERSION, record_consent
+from portal.accounts.service import start_login_session
 from portal.clock import utcnow
+from portal.errors import DomainError
 from portal.security import Signer
-from portal.web import CsrfForm, flash, redirect, render
+from portal.web import CsrfForm, flash, redirect, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -120,6 +122,35 @@ async def consent_submit(request: Request, form: CsrfForm):
     if form.get(CONSENT_FIELD) != "true":
         return _page(request, identity, {CONSENT_FIELD: CONSENT_NEEDED}, 422)
     await run_in_threadpool(_drop, request, key)
-    from portal.accounts.sso import finish_sign_in
-
     return await finish_sign_in(request, identity, next_url or "/cases", consent=True)
+
+
+async def finish_sign_in(
+    request: Request, identity: VerifiedIdentity, next_url: str, *, consent: bool = False
+):
+    """Sign the verified identity in (the account linked or created) and go to `next_url`."""
+    try:
+        sid, created = await run_in_threadpool(_sign_in, request, identity, consent)
+    except DomainError as exc:
+        return render(
+            request,
+            "error.html",
+            {"status": exc.status, "title": "统一身份认证登录未能完成", "message": exc.message},
+            status_code=exc.status,
+        )
+    # A fresh session on login: the old cookie (and its CSRF token) is not carried over.
+    request.session.clear()
+    request.session["sid"] = sid
+    flash(request, "已通过统一身份认证登录" + ("，并为您开设了账户。" if created else "。"))
+    return redirect(safe_next(next_url))
+
+
+def _sign_in(request: Request, identity: VerifiedIdentity, consent: bool) -> tuple[str, bool]:
+    # The callback is a GET (the platform redirects the browser here) that writes: its
+    # own write transaction, committed before the cookie names the new session.
+    with request.app.state.db.session(write=True) as session, session.begin():
+        account, created = sign_in_verified(session, identity=identity)
+        if consent:
+            record_consent(account)
+        login = start_login_session(session, account=account)
+        return login.id, created
