@@ -37,6 +37,7 @@ from portal.materials.storage import BlobStore, BlobWriter
 from portal.materials.upload import (
     MAX_FIELD_BYTES,
     MULTIPART_OVERHEAD,
+    WRITE_BATCH,
     BadUpload,
     ReceivedFile,
     clean_filename,
@@ -208,12 +209,19 @@ async def receive_page_upload(
     limit = max_bytes + MULTIPART_OVERHEAD
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
     received = 0
+    pending = bytearray()
     try:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
                 raise TooLarge(too_large_message(max_bytes), code="too_large")
-            parser.write(chunk)
+            pending += chunk
+            if len(pending) >= WRITE_BATCH:
+                # Parsed, hashed and encrypted in a worker thread, as receive_file does.
+                await run_in_threadpool(parser.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await run_in_threadpool(parser.write, bytes(pending))
         parser.finalize()
     except DomainError:
         parts.discard()
