@@ -26,8 +26,17 @@ from portal.materials.crypto import KeyRing, new_key_b64
 from portal.materials.models import Blob
 from portal.materials.storage import LocalBlobStore
 from portal.retention.service import purge
-from tests.conftest import PDF_BYTES, bearer, pick_item, png_bytes, register, web_login
+from tests.conftest import (
+    PDF_BYTES,
+    bearer,
+    csrf_of,
+    pick_item,
+    png_bytes,
+    register,
+    web_login,
+)
 from tests.test_cases import new_case, upload
+from tests.test_hostile_uploads import page_target  # noqa: F401 - a fixture
 from tests.test_retention import age, age_files, forget_in_library
 
 WAIT = 20  # seconds any step of a race may take on a busy machine
@@ -222,7 +231,12 @@ def _on_event_loop() -> bool:
 
 
 def test_uploads_are_encrypted_and_downloads_decrypted_off_the_event_loop(
-    client, auth, app, person, monkeypatch
+    client,
+    auth,
+    app,
+    person,
+    page_target,  # noqa: F811 - the fixture imported above
+    monkeypatch,
 ):
     from portal.materials import crypto, storage
 
@@ -255,6 +269,19 @@ def test_uploads_are_encrypted_and_downloads_decrypted_off_the_event_loop(
     assert writes and not any(writes)
     assert len(content) > 600_000
     assert len(reads) >= 9 and not any(reads)  # ten 64 KiB chunks or more, each in a thread
+
+    # The page's form (cases/uploads.receive_page_upload) likewise.
+    writes.clear()
+    url, _, page_case = page_target
+    token = csrf_of(client.get(f"/cases/{page_case}").text)  # signed in again above
+    sent = client.post(
+        url,
+        data={"csrf_token": token},
+        files={"file": ("scan.png", noise_png(), "image/png")},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    assert writes and not any(writes)
 
 
 # --- streaming ------------------------------------------------------------------------------
