@@ -199,12 +199,16 @@ class Incoming:
 
         Call only once the hash is checked against the name the file will have.
         """
+        self._finish()
+        return self._store._adopt(self.path, self.sha256, content_type)
+
+    def _finish(self) -> None:
+        """Seal the last chunk and make the temp file durable; it is the caller's now."""
         self._sealer.close()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         self._kept = True
-        return self._store._adopt(self.path, self.sha256, content_type)
 
     def __enter__(self) -> Incoming:
         return self
@@ -307,6 +311,35 @@ class BlobStore:
             incoming.write(data)
             incoming.keep(content_type)
             return incoming.sha256
+
+    def encrypt_plain_files(self) -> tuple[int, int, list[str]]:
+        """Encrypt files a back office stored before encryption at rest (`bureau blobs encrypt`).
+
+        Each is read in pieces, checked against its name, sealed into a temp file and
+        swapped in atomically. Returns (encrypted, already encrypted, names refused).
+        """
+        encrypted, current, refused = 0, 0, []
+        for path in sorted(self.root.glob("*/*/*")):
+            if not is_sha256(path.name):
+                continue
+            with open(path, "rb") as fh:
+                if fh.read(len(MAGIC)) == MAGIC:
+                    current += 1
+                    continue
+            with (
+                self.incoming(max_bytes=path.stat().st_size + 1) as incoming,
+                open(path, "rb") as fh,
+            ):
+                while data := fh.read(CHUNK):
+                    incoming.write(data)
+                if incoming.sha256 != path.name:
+                    refused.append(path.name)
+                    continue
+                incoming._finish()
+                os.replace(incoming.path, path)
+            _fsync_dir(path.parent)
+            encrypted += 1
+        return encrypted, current, refused
 
     def _adopt(self, tmp: Path, sha256: str, content_type: str) -> bool:
         target = self.path(sha256)

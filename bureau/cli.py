@@ -51,6 +51,18 @@ def _blob_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blobs_encrypt(args: argparse.Namespace) -> int:
+    from bureau.blobs import BlobStore, parse_key
+
+    settings = get_settings()
+    store = BlobStore(settings.data_dir / "blobs", parse_key(settings.blob_key))
+    encrypted, current, refused = store.encrypt_plain_files()
+    print(f"已加密 {encrypted} 个文件，已是密文 {current} 个。")
+    for name in refused:
+        print(f"内容与文件名（SHA-256）不符，未处理：{name}", file=sys.stderr)
+    return 1 if refused else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bureau", description="常州市武进区行政审批局 审批系统（参考实现）"
@@ -66,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "blob-key", help="print a new random key for BUREAU_BLOB_KEY (files at rest)"
     ).set_defaults(func=_blob_key)
+    blobs = commands.add_parser("blobs", help="stored files")
+    blobs_commands = blobs.add_subparsers(dest="blobs_command", required=True)
+    blobs_commands.add_parser(
+        "encrypt", help="encrypt files stored before encryption at rest"
+    ).set_defaults(func=_blobs_encrypt)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -169,3 +169,40 @@ def test_a_duplicate_put_takes_as_long_as_a_new_one(
         f"duplicate {statistics.median(duplicate) * 1000:.1f} ms, ratio {ratio:.2f}"
     )
     assert 0.7 < ratio < 1 / 0.7, (new, duplicate)
+
+
+def test_files_stored_in_plaintext_before_are_encrypted_by_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bureau import cli
+    from bureau.settings import get_settings
+
+    key = new_key()
+    monkeypatch.setenv("BUREAU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BUREAU_BLOB_KEY", key)
+    root = tmp_path / "blobs"
+    old = b"%PDF-1.4 a scan kept before encryption " + MARKER + os.urandom(CHUNK)
+    old_sha = hashlib.sha256(old).hexdigest()
+    legacy = root / old_sha[:2] / old_sha[2:4] / old_sha
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(old)  # as the back office stored files before
+    wrong = root / "00" / "00" / ("00" * 32)
+    wrong.parent.mkdir(parents=True)
+    wrong.write_bytes(b"not what its name says")
+    store = BlobStore(root, parse_key(key))
+    current = store.put_bytes(b"already encrypted", "application/pdf")
+
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["blobs", "encrypt"]) == 1  # one file refused, named
+        out = capsys.readouterr()
+        assert "已加密 1 个文件，已是密文 1 个" in out.out and "00" * 32 in out.err
+        assert cli.main(["blobs", "encrypt"]) == 1
+        assert "已加密 0 个文件，已是密文 2 个" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+    assert MARKER not in legacy.read_bytes()
+    assert b"".join(store.chunks(old_sha)) == old and store.size(old_sha) == len(old)
+    assert b"".join(store.chunks(current)) == b"already encrypted"
+    assert wrong.read_bytes() == b"not what its name says"  # left for a person to look at
+    assert list(store.tmp_dir.iterdir()) == []
