@@ -36,6 +36,7 @@ from tests.conftest import (
     web_login,
 )
 from tests.test_cases import new_case, upload
+from tests.test_exchange import FakeBureau, drain, submitted  # noqa: F401 - a fixture
 from tests.test_hostile_uploads import page_target  # noqa: F401 - a fixture
 from tests.test_retention import age, age_files, forget_in_library
 
@@ -282,6 +283,31 @@ def test_uploads_are_encrypted_and_downloads_decrypted_off_the_event_loop(
     )
     assert sent.status_code == 303, sent.text
     assert writes and not any(writes)
+
+
+def test_the_dispatcher_reads_the_files_it_sends_off_the_event_loop(
+    client,
+    auth,
+    submitted,  # noqa: F811 - the fixture imported above
+    settings,
+    db,
+    monkeypatch,
+):
+    from portal.materials import storage
+
+    reads: list[bool] = []
+    real_decrypt = storage.decrypt_chunks
+
+    def decrypt_chunks(ring, source):
+        for chunk in real_decrypt(ring, source):
+            reads.append(_on_event_loop())
+            yield chunk
+
+    monkeypatch.setattr(storage, "decrypt_chunks", decrypt_chunks)
+    fake = FakeBureau()
+    drain(settings.model_copy(update={"retry_first_seconds": 0.01}), db, fake)
+    assert [e["type"] for e in fake.events] == ["case.submitted"]
+    assert fake.blobs and reads and not any(reads)
 
 
 # --- streaming ------------------------------------------------------------------------------
