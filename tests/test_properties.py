@@ -229,6 +229,7 @@ BUREAU_DATA = {
     "licence.shipped": {"carrier": "EMS", "tracking_no": "EMS123"},
     "licence.delivered": {},
     "rating.reply": {"reply": "感谢评价"},
+    "originals.received": {"received_at": "2026-12-01T09:00:00+08:00", "note": "原件齐全"},
 }
 # Events whose only precondition is the case's status: from a source status they must apply.
 PURE = {
@@ -387,7 +388,7 @@ def test_random_event_sequences_follow_the_status_table(client, auth):
 
     @given(prereview=st.booleans(), seed=st.integers(0, 2**32 - 1))
     @settings(
-        max_examples=15,
+        max_examples=20,
         deadline=None,
         derandomize=True,
         suppress_health_check=list(HealthCheck),

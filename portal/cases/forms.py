@@ -21,6 +21,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 # A 身份证号 typed into a form passes exactly when it would pass at registration.
 from portal.accounts.service import _validate_ric
+from portal.security import mask_id
 
 TYPES = (
     "text",
@@ -310,6 +311,8 @@ def display_value(spec: dict[str, Any], value: Any) -> str:
         return "是" if value is True else "否"
     if value is None or value == "":
         return "未填写"
+    if spec["type"] in ("ric", "uscc"):
+        return mask_id(str(value))  # numbers are masked on pages; the form shows them whole
     if spec["type"] == "date":
         d = date.fromisoformat(value)
         return f"{d.year}年{d.month}月{d.day}日"

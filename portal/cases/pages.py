@@ -45,7 +45,6 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
             }
         )
     corrections = [m for m in materials if m["comment"]]
-    correcting = case.status == states.CORRECTION
     extras = _commitment_bundle_and_booking_context(
         session, case=case, item=item, account=account, files=files
     )
@@ -53,11 +52,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         m["provided_by"] = extras["provided"].get(m["code"])
         m["offers"] = extras["offers"].get(m["code"], [])
         m["gaozhi_replaceable"] = m["code"] in extras["gaozhi_replaced"]
-    can_prereview = item.prereview and states.allowed(case, "prereview.submitted")
-    can_formal = states.allowed(case, "formal.submitted") and not (
-        case.status == states.DRAFT and item.prereview
-    )
-    delivery_open = item.express or bool(item.halls)
+    may = states.permissions(case, item)
     # Filed by an agent for an enterprise: the enterprise applies, the agent files.
     applicant, filer = account, None
     if case.on_behalf_of_id:
@@ -72,15 +67,16 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "status_tag": states.STATUS_TAGS[case.status],
         "editable": editable,
         "finished": case.status in states.FINISHED,
-        "can_withdraw": case.status == states.DRAFT or states.allowed(case, "case.withdrawn"),
-        "can_prereview": can_prereview,
-        "can_formal": can_formal,
+        "may": may,
+        "can_withdraw": may.withdraw,
+        "can_prereview": may.prereview,
+        "can_formal": may.formal,
         "form_done": not missing_form,
         "materials": materials,
         "corrections": corrections,
-        "correction": _correction_context(case, item, files) if correcting else None,
+        "correction": _correction_context(case, item, files) if may.correct else None,
         # Only these may change while 待补正; the others stay as submitted.
-        "correction_materials": corrections if correcting else [],
+        "correction_materials": corrections if may.correct else [],
         "clock": _clock_context(case),
         "documents": [
             {**d, "page_url": d["download_url"].removeprefix("/api/v1")} if d["download_url"] else d
@@ -93,8 +89,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "timeline": service.timeline(session, case=case),
         "due": service.due_info(case),
         "delivery": delivery,
-        "delivery_open": delivery_open
-        and case.status not in (states.DENIED, states.REJECTED, states.WITHDRAWN),
+        "delivery_open": may.delivery,
         "halls": halls_of(session, item),
         "rating": rating,
         # After the decision: the licence's way home, 好差评 and the receipt.
@@ -188,7 +183,7 @@ def _commitment_bundle_and_booking_context(
         "provided": provided,
         "offers": offers,
         "gaozhi_replaced": replaced,
-        "can_gaozhi": bool(item.commitment_text) and case.status in (states.DRAFT, states.PASSED),
+        "can_gaozhi": states.permissions(case, item).gaozhi,
         "gaozhi_materials": [m for m in item.materials if m["code"] in replaced],
         "supplement": supplement if states.allowed(case, "materials.supplemented") else [],
         "supplement_ready": [s for s in supplement if s["files"]],

@@ -38,8 +38,8 @@ def _page(request: Request, session, case, account, template: str = "cases/case.
     item = _item(session, case)
     context = pages.case_context(session, case=case, item=item, account=account)
     if template == "cases/review.html":
-        first = item.prereview and case.status in (states.DRAFT, states.RETURNED)
-        context["identity"] = identity_notice(request, account, "prereview" if first else "formal")
+        step = "prereview" if states.permissions(case, item).prereview else "formal"
+        context["identity"] = identity_notice(request, account, step)
     context.update(extra)
     return render(request, template, context, status_code=status_code)
 

@@ -31,6 +31,7 @@ from portal.clock import (
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
 from portal.licences import kinds
+from portal.licences.application import application_of
 from portal.materials.models import CaseFile
 from portal.originals.carriers import tracking_url
 from portal.originals.views import originals_view
@@ -412,8 +413,6 @@ def _submission_data(
 
 def _application(session: Session, case: Case) -> dict[str, Any] | None:
     """`application` of case.submitted (v1.1): absent for a new application."""
-    from portal.licences.service import application_of  # licences imports cases
-
     return application_of(session, case)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,9 @@ from portal.cases.models import Case, TimelineEntry
 from portal.clock import utcnow
 from portal.errors import Conflict
 from portal.exchange.outbox import enqueue_event
+
+if TYPE_CHECKING:
+    from portal.catalogue.models import Item
 
 DRAFT, PREREVIEW, RETURNED, PASSED = "draft", "prereview", "returned", "prereview_passed"
 SUBMITTED, ACCEPTED, APPROVED = "submitted", "accepted", "approved"
@@ -154,6 +157,38 @@ def clock_fits(case: Case, key: str) -> str | None:
     if key == "clock.resumed" and not case.suspension:
         return "the clock is running"
     return None
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What the citizen may do with a case now: the one answer pages, API and bundles read."""
+
+    edit: bool  # change the form and the files (draft, 需补正 after pre-review)
+    correct: bool  # 补正 after the formal submission: only the materials named
+    prereview: bool  # send it to 网上预审
+    formal: bool  # submit formally (after pre-review where the item has one)
+    gaozhi: bool  # submit under 告知承诺 instead of some materials
+    withdraw: bool  # delete the draft or withdraw the application
+    rate: bool  # 好差评 once the case is finished (a rating not yet given is the caller's check)
+    delivery: bool  # choose or change how the licence comes home
+
+
+def permissions(case: Case, item: Item) -> Permissions:
+    """The case's permissions under its item's rules (pre-review, 告知承诺, express, halls)."""
+    status = case.status
+    return Permissions(
+        edit=status in EDITABLE,
+        correct=status == CORRECTION,
+        prereview=bool(item.prereview) and allowed(case, "prereview.submitted"),
+        formal=allowed(case, "formal.submitted") and not (status == DRAFT and item.prereview),
+        gaozhi=bool(item.commitment_text) and status in (DRAFT, PASSED),
+        withdraw=status == DRAFT or allowed(case, "case.withdrawn"),
+        rate=status in FINISHED and case.submitted_at is not None,
+        # A cancellation (注销) issues no licence, so there is nothing to deliver.
+        delivery=bool(item.express or item.halls)
+        and case.application_kind != "cancellation"
+        and status not in (DENIED, REJECTED, WITHDRAWN),
+    )
 
 
 def require_editable(case: Case) -> None:

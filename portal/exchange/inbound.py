@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal.cases import states
 from portal.cases.models import Case
+from portal.cases.procedure import CORRECTION_NOTICE_DAYS, DEFAULT_REMEDY
 from portal.catalogue.models import Hall
 from portal.clock import (
     CST,
@@ -30,11 +31,6 @@ from portal.exchange.outbox import enqueue_job
 from portal.licences.kinds import item_for_case
 from portal.licences.service import apply_cancellation, apply_revoked, record_issued
 from portal.ratings.models import Rating
-
-DEFAULT_REMEDY = (
-    "如不服本决定，可以在收到决定之日起六十日内向常州市武进区人民政府申请行政复议，"
-    "或者在六个月内依法向人民法院提起行政诉讼。"
-)
 
 
 class Context:
@@ -140,7 +136,7 @@ def correction_ask_by(case: Case) -> date | None:
     """The last day the bureau may ask for 补正 (§32): the 5th working day after submission."""
     if case.submitted_at is None:
         return None
-    return add_working_days(case.submitted_at.astimezone(CST).date(), 5)
+    return add_working_days(case.submitted_at.astimezone(CST).date(), CORRECTION_NOTICE_DAYS)
 
 
 def _correction_requested(ctx: Context, d: schemas.CorrectionRequestedIn) -> None:

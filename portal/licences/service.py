@@ -26,6 +26,7 @@ from portal.catalogue.models import Item
 from portal.clock import is_working_day, today_cst, utcnow
 from portal.errors import Conflict, Invalid, NotFound
 from portal.licences import kinds
+from portal.licences.application import named_licence
 from portal.licences.models import Licence, LicenceReminder
 from portal.notifications.service import tell_account
 
@@ -113,7 +114,7 @@ def record_issued(session: Session, *, case: Case) -> Licence | None:
     number = str(data.get("number") or "")[:64]
     if not number:
         return None
-    earlier = _named_licence(session, case)
+    earlier = named_licence(session, case)
     if earlier is not None and earlier.number != number:
         earlier.state, earlier.ended_at = "replaced", utcnow()
         earlier.ended_reason = f"已由 {number} 替换（办件 {case.case_no}）"
@@ -263,17 +264,6 @@ def licence_view(session: Session, licence: Licence, today: date | None = None) 
 
 
 # --- applying about a licence: 延续 / 变更 / 注销 / 补办 -------------------------------------------
-
-
-def _named_licence(session: Session, case: Case) -> Licence | None:
-    """The licence a renewal/change/cancellation/reissue case is about, its applicant's."""
-    if case.application_kind == "new" or not case.licence_number:
-        return None
-    return session.scalars(
-        select(Licence).where(
-            Licence.number == case.licence_number, Licence.account_id == case.account_id
-        )
-    ).first()
 
 
 def pending_case(session: Session, licence: Licence) -> Case | None:
@@ -433,23 +423,9 @@ def start_application(
     return case, True
 
 
-def application_of(session: Session, case: Case) -> dict[str, Any] | None:
-    """`application` of case.submitted: the kind and the licence it is about; None: new."""
-    if case.application_kind == "new":
-        return None
-    licence = _named_licence(session, case)
-    named: dict[str, Any] = {"number": case.licence_number or ""}
-    if licence is not None:
-        named["name"] = licence.name
-        # Refinement: the validity as the portal holds it, for the renewal's new term.
-        named["valid_from"] = licence.valid_from.isoformat() if licence.valid_from else None
-        named["valid_to"] = licence.valid_to.isoformat() if licence.valid_to else None
-    return {"kind": case.application_kind, "licence": named}
-
-
 def apply_cancellation(session: Session, *, case: Case, decision_no: str) -> Licence | None:
     """A cancellation's approval: the licence it named is cancelled (注销) in the wallet."""
-    licence = _named_licence(session, case)
+    licence = named_licence(session, case)
     if licence is None or licence.state in ("cancelled", "replaced"):
         return licence
     licence.state, licence.ended_kind = "cancelled", "cancelled"
