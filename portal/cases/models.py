@@ -28,9 +28,7 @@ class Case(Base):
     # What is applied for (bureau-protocol.md, "Licences over their life"): "new", or
     # "renewal" (延续) / "change" (变更) / "cancellation" (注销) / "reissue" (补办) of the
     # licence numbered `licence_number`, one its applicant holds (portal.licences).
-    application_kind: Mapped[str] = mapped_column(
-        String(16), default="new", server_default="new"
-    )
+    application_kind: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
     licence_number: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True, default="draft")
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
