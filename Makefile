@@ -32,6 +32,7 @@ test: $(STAMP) node_modules/.installed
 lint: $(STAMP)
 	$(BIN)/ruff check portal bureau tests bench
 	$(BIN)/ruff format --check portal bureau tests bench
+	$(BIN)/mypy portal bureau idp
 
 bench: $(STAMP) node_modules/.installed
 	$(BIN)/python -m bench.run

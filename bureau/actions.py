@@ -752,7 +752,7 @@ def _do_suspend(session: Session, case: BureauCase, f: Fields, ctx: Context) -> 
     expected: int | None = None
     if raw not in (None, ""):
         try:
-            expected = int(raw)
+            expected = int(str(raw))
             if not 0 <= expected <= 3650:
                 raise ValueError
         except (TypeError, ValueError):

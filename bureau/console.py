@@ -407,8 +407,8 @@ def verify(number: str, request: Request, session: DbSession) -> Response:
     """Public page behind the licence's QR code: is this licence genuine and valid today?"""
     licence = session.scalars(select(Licence).where(Licence.number == number)).first()
     if licence is None:
-        context = {"number": number, "licence": None, "authority": AUTHORITY}
-        return render(request, "verify.html", context, status=404)
+        unknown = {"number": number, "licence": None, "authority": AUTHORITY}
+        return render(request, "verify.html", unknown, status=404)
     today = today_cst()
     if licence.revoked_at is not None:
         verdict, ok = "已注销", False
@@ -420,7 +420,7 @@ def verify(number: str, request: Request, session: DbSession) -> Response:
         verdict, ok = "已过期", False
     else:
         verdict, ok = "有效", True
-    context = {
+    context: dict[str, Any] = {
         "number": number,
         "licence": licence,
         "holder": _mask_holder(licence.holder_name, licence.holder_id_display),

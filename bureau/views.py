@@ -252,7 +252,7 @@ def procedure_view(case: BureauCase) -> dict[str, Any]:
     return {
         "correction": correction,
         "suspended": suspension,
-        "suspended_label": states.CLOCK_REASONS.get((suspension or {}).get("reason_code"), "")
+        "suspended_label": states.CLOCK_REASONS.get(str((suspension or {}).get("reason_code")), "")
         if suspension
         else "",
         "rounds": (case.correction or {}).get("rounds", 0),

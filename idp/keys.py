@@ -26,4 +26,4 @@ def signing_key(data_dir: Path) -> RSAKey:
 
 
 def public_jwks(key: RSAKey) -> dict:
-    return KeySet([key]).as_dict(private=False)
+    return dict(KeySet([key]).as_dict(private=False))

@@ -425,14 +425,18 @@ def test_the_refusal_is_shown_next_to_the_material_on_the_page(client, page_targ
         },
     )
     assert response.status_code == 415
-    beside = re.search(rf'<p class="error-message" id="err-{code}">(.*?)</p>', response.text, re.S)
+    beside = re.search(
+        rf'<p class="error-message" id="err-{code}"[^>]*>(.*?)</p>', response.text, re.S
+    )
     assert beside is not None and "可执行内容" in beside.group(1)
     response = client.post(
         url,
         data={"csrf_token": token},
         files={"file": ("photo.jpg", jpeg_zip_behind_long_comment(), "image/jpeg")},
     )
-    beside = re.search(rf'<p class="error-message" id="err-{code}">(.*?)</p>', response.text, re.S)
+    beside = re.search(
+        rf'<p class="error-message" id="err-{code}"[^>]*>(.*?)</p>', response.text, re.S
+    )
     assert beside is not None and "压缩包" in beside.group(1)
 
 

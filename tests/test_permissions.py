@@ -58,8 +58,10 @@ def item(*, prereview=True, commitment=True, express=True, halls=("WJ-ZWZX",)):
     )
 
 
-def case(status, *, submitted=True):
-    return SimpleNamespace(status=status, submitted_at="2026-12-01" if submitted else None)
+def case(status, *, submitted=True, kind="new"):
+    return SimpleNamespace(
+        status=status, submitted_at="2026-12-01" if submitted else None, application_kind=kind
+    )
 
 
 @pytest.mark.parametrize("status", sorted(ALL))
@@ -79,5 +81,8 @@ def test_item_rules_switch_permissions_off():
     assert not states.permissions(case("draft"), item(commitment=False)).gaozhi
     no_way_home = item(express=False, halls=())
     assert not states.permissions(case("approved"), no_way_home).delivery
+    # bureau-protocol.md: the approval of a 注销 carries no licence, so none comes home
+    assert not states.permissions(case("approved", kind="cancellation"), item()).delivery
+    assert states.permissions(case("approved", kind="renewal"), item()).delivery
     # a draft deleted before it was ever submitted has nothing to rate
     assert not states.permissions(case("withdrawn", submitted=False), item()).rate

@@ -320,7 +320,7 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
         bundle_ids = {c.bundle_application_id for c in drafts} - {None}
         # The files' rows go now; the stored files leave the disk with the daily retention
         # job, once nothing references them (portal/retention/service.py).
-        files = session.execute(delete(CaseFile).where(CaseFile.case_id.in_(ids))).rowcount
+        files = session.execute(delete(CaseFile).where(CaseFile.case_id.in_(ids))).rowcount  # type: ignore[attr-defined]
         for case in drafts:  # timeline, delivery, appointments go by ON DELETE CASCADE
             session.delete(case)
         session.flush()
@@ -331,7 +331,7 @@ def close_account(session: Session, *, account: Account) -> dict[str, int]:
                 session.delete(application)
     library = session.execute(
         delete(LibraryDocument).where(LibraryDocument.account_id == account.id)
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]
     session.execute(delete(Message).where(Message.account_id == account.id))
     session.execute(delete(KeptForm).where(KeptForm.account_id == account.id))
     # 常用地址 only served the account (the cases keep their own copies).

@@ -69,7 +69,7 @@ def close_page(request: Request, session: DbSession, account: LoggedIn):
 def close_submit(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
     password = form.get("password")
     try:
-        errors = {}
+        errors: dict[str, str] = {}
         try:
             privacy.check_password(
                 session,

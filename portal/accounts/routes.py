@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
@@ -212,7 +214,7 @@ def authorisations_page(request: Request, session: DbSession, account: LoggedIn)
 def grant_authorisation(request: Request, session: DbSession, account: LoggedIn, form: CsrfForm):
     scope = _text(form, "scope")
     chosen = [v for v in form.getlist("items") if isinstance(v, str)]
-    values = {
+    values: dict[str, Any] = {
         "agent_phone": _text(form, "agent_phone"),
         "valid_to": _text(form, "valid_to"),
         "scope": scope,

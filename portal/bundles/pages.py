@@ -69,7 +69,7 @@ def application_context(
     plan = service.plan_submission(linked, items)
     formal_now = {c.id for c, _ in plan.formal}
     files_of = {c.id: files_by_material(session, case=c) for c in linked}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for group in groups:
         files = service.group_files(session, linked, items, group)
         exclude = {f["sha256"] for f in files}
@@ -103,11 +103,9 @@ def application_context(
         for c, i in zip(linked, items, strict=True)
     ]
     gaozhi_options = [
-        i
-        for c, i in zip(linked, items, strict=True)
-        if i.commitment_text and c.status in (states.DRAFT, states.PASSED)
+        i for c, i in zip(linked, items, strict=True) if states.permissions(c, i).gaozhi
     ]
-    missing_form = {}
+    missing_form: dict[str, str] = {}
     for case, item in zip(linked, items, strict=True):
         missing_form |= missing_fields(item.fields, case.form)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,7 @@ def _id(application_id: str) -> int:
 
 @router.get("/bundles")
 def list_bundles(request: Request, session: DbSession, account: CurrentAccount):
-    rows = []
+    rows: list[dict[str, Any]] = []
     for bundle in service.list_bundles(session):
         items = service.bundle_items(session, bundle)
         rows.append(
@@ -232,7 +233,7 @@ def submit(
     application = service.get_own_application(
         session, account=account, application_id=_id(application_id), for_update=True
     )
-    ticked = {
+    ticked: dict[str, Any] = {
         "deferred": [v for v in form.getlist("deferred") if isinstance(v, str)],
         "commitment_accepted": form.get("commitment_accepted") == "true",
         "gaozhi": [v for v in form.getlist("gaozhi") if isinstance(v, str)],

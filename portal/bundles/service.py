@@ -122,7 +122,7 @@ class MaterialGroup:
             return "一份联合申请书（签字或盖章）代替各事项的申请表：" + "、".join(
                 m["name"] for _, m in self.entries
             )
-        notes = [m.get("note") for _, m in self.entries if m.get("note")]
+        notes = [str(m["note"]) for _, m in self.entries if m.get("note")]
         return notes[0] if notes else ""
 
 
@@ -516,7 +516,7 @@ class Plan:
 
 
 def plan_submission(
-    linked: list[Case], items: list[Item], gaozhi_items: set[str] = frozenset()
+    linked: list[Case], items: list[Item], gaozhi_items: frozenset[str] | set[str] = frozenset()
 ) -> Plan:
     """Drafts go to 网上预审 where the item has it (else straight in), passed ones go formal."""
     plan = Plan()

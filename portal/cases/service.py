@@ -582,7 +582,8 @@ def submit_correction(session: Session, *, case: Case, account: Account) -> Case
     if errors:
         raise Invalid(errors, "还有要求补正的材料没有上传新文件。")
     named = [m for m in item.materials if m["code"] in (case.corrections or {})]
-    materials, blobs = [], set()
+    materials: list[dict[str, Any]] = []
+    blobs: set[str] = set()
     for m in named:
         entries = file_entries(files.get(m["code"], []))  # new and kept, as they now stand
         blobs.update(f["sha256"] for f in entries)

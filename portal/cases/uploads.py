@@ -179,7 +179,7 @@ async def receive_page_upload(
     max_bytes: int,
     csrf_check: Callable[[str | None], bool],
     material: dict,
-) -> ReceivedFile:
+) -> PageUpload:
     """A page's upload, streamed and checked like the API's: one file, or photos as one PDF.
 
     As in materials.upload.receive_file, the request's transaction is committed before
@@ -314,7 +314,7 @@ def _page_of(store: BlobStore, photo: ReceivedFile) -> bytes:
     return one.getvalue()
 
 
-def _combine(store: BlobStore, photos: list[ReceivedFile], material: dict) -> ReceivedFile:
+def _combine(store: BlobStore, photos: list[ReceivedFile], material: dict) -> PageUpload:
     """The photos (already checked) as one PDF, a page each, upright and on an A4 page.
 
     One page is decoded at a time (Pillow's JPEG draft mode decodes a phone photo at

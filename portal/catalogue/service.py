@@ -235,7 +235,7 @@ def _applications(spec: ItemSpec) -> dict[str, Any]:
     """The kinds offered about the item's licence, by kind; a renewal with its window."""
     if spec.licence is None:
         return {}
-    kinds = {kind: k.model_dump() for kind, k in spec.licence.kinds.items()}
+    kinds: dict[str, Any] = {kind: k.model_dump() for kind, k in spec.licence.kinds.items()}
     if spec.licence.renewal is not None:
         kinds.setdefault("renewal", {})["window"] = spec.licence.renewal.model_dump()
     return kinds

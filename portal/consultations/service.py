@@ -113,7 +113,7 @@ def check_consultation(
     case = None
     if text["case_no"] and account is None:
         errors["case_no"] = "关联办件需要先登录；不登录的，请在内容中写明办件编号"
-    elif text["case_no"]:
+    elif text["case_no"] and account is not None:
         try:
             case = get_own_case(session, account=account, case_no=text["case_no"][:20])
         except NotFound:

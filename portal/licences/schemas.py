@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,7 +54,7 @@ class LicenceIn(BaseModel):
     valid_to: str | None = Field(default=None, max_length=40)
 
 
-KINDS = ["renewal", "change", "cancellation", "reissue"]
+KINDS: list[Any] = ["renewal", "change", "cancellation", "reissue"]  # JSON values, for the schema
 
 
 def _kind_required(schema: dict) -> None:

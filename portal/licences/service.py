@@ -299,6 +299,7 @@ def why_not_open(
     label = kinds.KIND_LABELS.get(kind, kind)
     if kind not in kinds.offered(item):
         return f"{licence.name}不通过本平台办理{label}，请咨询审批局窗口。"
+    assert item is not None  # an item offers kinds; no item offers none
     status = status_of(licence, item, today)
     if status in ("cancelled", "revoked") or licence.state != "active":
         word = STATUS_LABELS.get(status, "失效")

@@ -102,7 +102,7 @@ class _DecryptedRaw(io.RawIOBase):
         self._pos = position
         return position
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
         written = 0
         while written < len(view) and self._pos < self.size:

@@ -209,7 +209,7 @@ def check_pdf(fh: BinaryIO) -> None:
     """A PDF that parses, has pages, and holds no active content or embedded files."""
     fh.seek(0)
     # Limits are per context (a ContextVar), so other pypdf use keeps its defaults.
-    with pypdf.apply_configuration(**_PYPDF_LIMITS):
+    with pypdf.apply_configuration(None, **_PYPDF_LIMITS):
         try:
             reader = pypdf.PdfReader(fh, strict=False)
             if reader.is_encrypted and not reader.decrypt(""):

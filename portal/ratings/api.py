@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from portal.api import ApiAccount
+from portal.api import ApiAccount, Responses
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
 from portal.catalogue.service import filed_item
@@ -13,7 +13,7 @@ from portal.ratings import service
 from portal.ratings.schemas import RatingIn
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
-RESPONSES = {
+RESPONSES: Responses = {
     401: {"description": "未登录"},
     404: {"description": "没有该办件（或不属于当前账户）"},
     409: {"description": "办件尚未办结，或已经评价过"},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -155,18 +156,14 @@ def purge_expired(
     removed: list[str] = []
     untouched_since = (now - ORPHAN_GRACE).timestamp()
     if candidates:
-        licences = {
-            lic["sha256"]
-            for lic in session.scalars(select(Case.licence).where(Case.licence.is_not(None)))
-            if isinstance(lic, dict) and lic.get("sha256")
-        }
-        outgoing = {
-            sha
-            for blobs in session.scalars(
-                select(OutboxMessage.blobs).where(OutboxMessage.status == PENDING)
-            )
-            for sha in blobs or []
-        }
+        issued: list[Any] = list(
+            session.scalars(select(Case.licence).where(Case.licence.is_not(None)))
+        )
+        licences = {lic["sha256"] for lic in issued if isinstance(lic, dict) and lic.get("sha256")}
+        pending: list[Any] = list(
+            session.scalars(select(OutboxMessage.blobs).where(OutboxMessage.status == PENDING))
+        )
+        outgoing = {sha for blobs in pending for sha in blobs or []}
         for sha256 in sorted(candidates):
             if _referenced(session, sha256, licences, outgoing):
                 continue

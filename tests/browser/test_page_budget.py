@@ -205,7 +205,38 @@ def seed_citizen(portal, bureau) -> dict:
     )
     book_appointment(portal, [accepted, approved, passed])
     cases["supplement"] = supplement_case(portal, bureau)
+    cases["originals"] = originals_case(portal, bureau)
     return {"person": person, "cases": cases}
+
+
+def originals_case(portal, bureau) -> str:
+    """材料寄递: formally submitted for an item whose originals are checked, so the case
+    page links the page where the applicant says how the originals come."""
+    item = None
+    for summary in portal.get("/api/v1/items").json()["items"]:
+        candidate = portal.get(f"/api/v1/items/{summary['code']}").json()
+        if summary["online"] and any(m["original"] for m in candidate["materials"]):
+            item = candidate
+            break
+    assert item is not None, "the catalogue has no item whose originals are checked"
+    case_no = portal.post(
+        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
+    ).json()["case_no"]
+    for m in item["materials"]:
+        if m["required"]:
+            portal.post(
+                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
+                files={"file": ("m.pdf", PDF_BYTES + m["code"].encode(), "application/pdf")},
+            )
+    if item["prereview"]:
+        assert portal.post(f"/api/v1/cases/{case_no}/prereview").status_code == 202
+        wait_for(lambda: bureau.status(case_no) == "prereview", what="originals case at the bureau")
+        bureau.act(case_no, "pass", {})
+        wait_for(lambda: portal.case(case_no)["status"] == "prereview_passed", what="passed")
+    answer = portal.post(f"/api/v1/cases/{case_no}/submission")
+    assert answer.status_code == 202, answer.text
+    wait_for(lambda: bureau.status(case_no) == "submitted", what="originals case submitted")
+    return case_no
 
 
 def supplement_case(portal, bureau) -> str:
