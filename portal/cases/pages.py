@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -55,6 +56,7 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
     may = states.permissions(case, item)
     # Filed by an agent for an enterprise: the enterprise applies, the agent files.
     applicant, filer = account, None
+    timeline = service.timeline(session, case=case)
     if case.on_behalf_of_id:
         applicant = session.get(Account, case.on_behalf_of_id) or account
         filer = session.get(Account, case.account_id)
@@ -86,7 +88,8 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "uploaded_required_count": len(uploaded_required),
         "outstanding_deferred": [m for m in materials if m["outstanding"]],
         "answers": service.answers(item, case),
-        "timeline": service.timeline(session, case=case),
+        "timeline": timeline,
+        "stages": stages(case, (entry.type for entry in timeline)),
         "due": service.due_info(case),
         "delivery": delivery,
         "delivery_open": may.delivery,
@@ -102,6 +105,15 @@ def case_context(session: Session, *, case: Case, item: Item, account: Account) 
         "defer_days": service.DEFER_WORKING_DAYS,
         **extras,
     }
+
+
+def stages(case: Case, entry_types: Iterable[str]) -> list[states.Stage]:
+    """The stepper's stages from the case and its timeline's entry types (the case page
+    and the public status page)."""
+    seen = set(entry_types)
+    return states.stage_of(
+        case, delivered="licence.delivered" in seen, formal="formal.submitted" in seen
+    )
 
 
 def _correction_context(case: Case, item: Item, files: dict) -> dict[str, Any]:

@@ -58,6 +58,59 @@ EDITABLE = frozenset({DRAFT, RETURNED})
 ALL_STATUSES = frozenset(STATUS_LABELS)
 
 
+# The five stages the case page and the public status page draw, in order.
+STAGES = ("申请", "受理", "审查", "办结", "送达")
+# Where a case in progress stands: pre-review is part of 申请, 补正 part of 受理 (§32).
+_STAGE_AT = {
+    DRAFT: 0,
+    PREREVIEW: 0,
+    RETURNED: 0,
+    PASSED: 0,
+    SUBMITTED: 1,
+    CORRECTION: 1,
+    ACCEPTED: 2,
+    APPROVED: 4,  # decided; the licence is on its way
+}
+_STOPPED_AT = {REJECTED: (1, "不予受理"), DENIED: (3, "不予许可")}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    state: str  # "done" | "current" | "todo" | "stopped" | "skipped" (never reached)
+    note: str = ""  # shown under the name: why it stopped, or why it is skipped
+
+
+def stage_of(case: Case, *, delivered: bool, formal: bool) -> list[Stage]:
+    """The case among STAGES, for the stepper of the case page and the public status page.
+
+    `delivered`: the licence reached the applicant (licence.delivered); `formal`: the case
+    was formally submitted once, which says where a withdrawal stopped it (申请 or 受理).
+    """
+    status = case.status
+    if status == WITHDRAWN:
+        stop, note = (1 if formal else 0), "已撤回"
+    elif status in _STOPPED_AT:
+        stop, note = _STOPPED_AT[status]
+    elif status == APPROVED and case.application_kind == "cancellation":
+        # A 注销 brings no licence home: decided is the end.
+        return [Stage(n, "done") for n in STAGES[:4]] + [Stage(STAGES[4], "skipped", "无需送达")]
+    else:
+        at = len(STAGES) if status == APPROVED and delivered else _STAGE_AT[status]
+        return [
+            Stage(n, "done" if i < at else "current" if i == at else "todo")
+            for i, n in enumerate(STAGES)
+        ]
+    return [
+        Stage(
+            n,
+            "done" if i < stop else "stopped" if i == stop else "skipped",
+            note if i == stop else "",
+        )
+        for i, n in enumerate(STAGES)
+    ]
+
+
 @dataclass(frozen=True)
 class Transition:
     label: str  # the timeline label

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from portal.accounts.models import Account
+from portal.cases import pages, states
 from portal.cases import service as cases
-from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.db import DbSession
@@ -34,6 +34,7 @@ def _result(request: Request, session, case: Case, *, via_link: bool):
     account = session.get(Account, case.account_id)
     context: dict[str, Any] = {
         "view": view,
+        "stages": pages.stages(case, (entry["type"] for entry in view["timeline"])),
         "status_tag": states.STATUS_TAGS[case.status],
         "applicant": mask_name(account.name if account else ""),
         "due": cases.due_info(case),
