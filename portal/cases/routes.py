@@ -46,17 +46,30 @@ def _page(request: Request, session, case, account, template: str = "cases/case.
 
 @router.get("/cases")
 def my_cases(request: Request, session: DbSession, account: LoggedIn):
-    cases = service.list_own_cases(session, account=account)
-    rows = [
-        {
-            "case": c,
-            "item": service.item_of(session, c),  # 食品经营许可（延续）for a renewal
-            "label": states.STATUS_LABELS[c.status],
-            "tag": states.STATUS_TAGS[c.status],
-        }
-        for c in cases
+    filed = [
+        (c, service.item_of(session, c))  # 食品经营许可（延续）for a renewal
+        for c in service.list_own_cases(session, account=account)
     ]
-    return render(request, "cases/list.html", {"rows": rows})
+    needs = service.still_needed(session, [(c, i) for c, i in filed if c.status == states.DRAFT])
+    groups: dict[str, list[dict]] = {"drafts": [], "open": [], "finished": []}
+    for c, item in filed:
+        group = (
+            "drafts"
+            if c.status == states.DRAFT
+            else "finished"
+            if c.status in states.FINISHED
+            else "open"
+        )
+        groups[group].append(
+            {
+                "case": c,
+                "item": item,
+                "label": states.STATUS_LABELS[c.status],
+                "tag": states.STATUS_TAGS[c.status],
+                "needs": needs.get(c.id),
+            }
+        )
+    return render(request, "cases/list.html", {"groups": groups, "any": any(groups.values())})
 
 
 @router.post("/cases")
@@ -69,6 +82,16 @@ def create_case(request: Request, session: DbSession, account: CurrentAccount, f
     if existing is not None and on_behalf_of is None and existing.on_behalf_of_id is None:
         flash(request, f"您已有该事项的空白草稿（办件编号 {existing.case_no}），请直接填写。")
         return redirect(f"/cases/{existing.case_no}/form")
+    # A started draft is offered first: a new one only from the page that listed them
+    # (its button sends `again`), not from an item page opened before they existed.
+    if not form.get("again"):
+        drafts = service.open_drafts(session, account=account, item_code=item_code[:16])
+        if drafts:
+            flash(
+                request,
+                f"您有 {len(drafts)} 份该事项未提交的草稿，可以继续填写，也可以重新申请一份。",
+            )
+            return redirect(f"/items/{quote(drafts[0].item_code)}#drafts")
     case = service.create_case(
         session, account=account, item_code=item_code, on_behalf_of=on_behalf_of
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from portal.accounts import authorisations, prefill
 from portal.accounts.filing import FilingRule, require_number
 from portal.accounts.models import Account
 from portal.cases import states
-from portal.cases.forms import clean_form, display_value, form_problems
+from portal.cases.forms import clean_form, display_value, form_problems, missing_fields
 from portal.cases.models import Case, CaseCounter, TimelineEntry
 from portal.catalogue.models import Item
 from portal.catalogue.service import get_item
@@ -181,6 +182,64 @@ def untouched_draft(session: Session, *, account: Account, item_code: str) -> Ca
     # Untouched: nothing but what the prefill put there (portal/accounts/prefill.py).
     blank = prefill.prefilled(item.fields, account=account) if item is not None else {}
     return next((case for case in session.scalars(query) if case.form in ({}, blank)), None)
+
+
+def open_drafts(session: Session, *, account: Account, item_code: str) -> list[Case]:
+    """The drafts this account started of the item as a new application, outside any
+    一件事, last saved first: what the item page offers to continue before a new one."""
+    query = (
+        select(Case)
+        .where(
+            Case.account_id == account.id,
+            Case.item_code == item_code,
+            Case.application_kind == "new",  # a renewal's draft is another application
+            Case.status == states.DRAFT,
+            Case.bundle_application_id.is_(None),
+        )
+        .order_by(Case.updated_at.desc(), Case.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class StillNeeded:
+    """What a draft lacks before it can be submitted: required fields, required materials."""
+
+    fields: int
+    materials: int
+
+    @property
+    def complete(self) -> bool:
+        return not (self.fields or self.materials)
+
+    @property
+    def text(self) -> str:
+        parts = [f"{self.fields} 项信息"] if self.fields else []
+        if self.materials:
+            parts.append(f"{self.materials} 份材料")
+        return "还差：" + "、".join(parts) if parts else "已填写完整，可以提交"
+
+
+def still_needed(session: Session, drafts: list[tuple[Case, Item]]) -> dict[int, StillNeeded]:
+    """StillNeeded of each (draft, its item as filed), by case id; the files in one query.
+
+    A material a 一件事 shares from another case (provided_materials) needs no file here,
+    as at submission (missing_materials).
+    """
+    uploaded: dict[int, set[str]] = defaultdict(set)
+    ids = [case.id for case, _ in drafts]
+    if ids:
+        query = select(CaseFile.case_id, CaseFile.material_code).where(CaseFile.case_id.in_(ids))
+        for case_id, code in session.execute(query):
+            uploaded[case_id].add(code)
+    needed = {}
+    for case, item in drafts:
+        have = uploaded[case.id] | set(case.provided_materials or {})
+        needed[case.id] = StillNeeded(
+            fields=len(missing_fields(item.fields, case.form)),
+            materials=sum(1 for m in item.materials if m["required"] and m["code"] not in have),
+        )
+    return needed
 
 
 ensure_editable = states.require_editable  # the rule lives in the state table

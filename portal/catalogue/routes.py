@@ -7,7 +7,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 
 from portal.accounts import authorisations
+from portal.accounts.models import Account
+from portal.cases import service as cases
 from portal.catalogue import service
+from portal.catalogue.models import Item
 from portal.catalogue.schemas import DOMAIN_LABELS
 from portal.db import DbSession
 from portal.web import CurrentAccount, render
@@ -95,5 +98,29 @@ def item_detail(request: Request, code: str, session: DbSession, account: Curren
             "halls": service.halls_of(session, item),
             "domain_label": DOMAIN_LABELS[item.domain],
             "deferrable": [m for m in item.materials if m.get("deferrable")],
+            "drafts": _open_drafts(session, account, item),
         },
     )
+
+
+def _open_drafts(session, account: Account | None, item: Item) -> list[dict]:
+    """The account's unsubmitted drafts of the item, each with what it still needs."""
+    if account is None:
+        return []
+    found = cases.open_drafts(session, account=account, item_code=item.code)
+    needs = cases.still_needed(session, [(case, item) for case in found])
+    rows = []
+    for case in found:
+        enterprise = session.get(Account, case.on_behalf_of_id) if case.on_behalf_of_id else None
+        need = needs[case.id]
+        rows.append(
+            {
+                "case": case,
+                "needs": need,
+                "for": enterprise.name if enterprise else "",
+                # Where to go on: what is missing first, else check-your-answers.
+                "href": f"/cases/{case.case_no}"
+                + ("/form" if need.fields else "#materials" if need.materials else "/review"),
+            }
+        )
+    return rows
