@@ -4,6 +4,8 @@ replaced, then cancelled (issue 12, "延续 / 变更 / 注销 / 补办")."""
 
 from __future__ import annotations
 
+import time
+
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -94,6 +96,20 @@ def test_approve_renew_from_the_wallet_replace_and_cancel(system):
     portal.headers = headers
     mine = wallet(portal)["JY13204120000017"]
     assert mine["status"] == "expiring" and "renewal" in mine["actions"]
+
+    # The scheduled reminder: the renewal window has opened, said once, and not again
+    # when the portal starts once more on the same day.
+    def window_reminders() -> list[dict]:
+        messages = portal.get("/api/v1/messages").json()["messages"]
+        return [m for m in messages if m["type"] == "licence.reminder.window"]
+
+    wait_for(lambda: len(window_reminders()) == 1, what="the renewal-window reminder")
+    system.portal_server.stop()
+    portal = system.start_portal(PORTAL_TEST_CLOCK_DAYS=str((inside - today).days))
+    portal.headers = headers
+    wallet(portal)  # up and past its first scheduled run
+    time.sleep(1)
+    assert len(window_reminders()) == 1
 
     # 4. Renewal from the wallet: a draft filled from the licence and the first case.
     answer = portal.post("/api/v1/licences/JY13204120000017/applications", json={"kind": "renewal"})
