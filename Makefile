@@ -24,8 +24,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m portal.devrun
 
-# Tests run in PYTEST_WORKERS processes (pytest-xdist; 0 = one process).
-PYTEST_WORKERS ?= 3
+# Tests run in PYTEST_WORKERS processes (pytest-xdist; 0 = one process). Four on two
+# cores: many tests wait on servers and browsers, so a fourth process fills the gaps.
+PYTEST_WORKERS ?= 4
 test: $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
