@@ -1,11 +1,10 @@
 """A licence over its life on the real portal and the real back office: approved, in the
 wallet, renewed from the wallet inside its window (the portal's test clock moved there),
-replaced, then cancelled (issue 12, "延续 / 变更 / 注销 / 补办")."""
+replaced, then cancelled (延续 / 变更 / 注销 / 补办)."""
 
 from __future__ import annotations
 
 import time
-
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
