@@ -1,4 +1,4 @@
-"""File storage (issue 14.5): the BlobStore seam and what its callers may rely on.
+"""File storage: the BlobStore seam and what its callers may rely on.
 
 * retention racing an upload of the same content never loses the upload's file;
 * an upload's file and thumbnail are written outside any write transaction;

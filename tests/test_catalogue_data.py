@@ -175,7 +175,7 @@ def test_fields(item):
             assert 0 < f.get("min_length", 1) <= f.get("max_length", 2000), f["name"]
 
 
-# Typed by what the label asks for: every such field, in every item (issue 13).
+# Typed by what the label asks for: every such field, in every item.
 def _typed(label: str) -> str | None:
     if "身份证" in label:
         return "ric"

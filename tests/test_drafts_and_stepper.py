@@ -1,4 +1,4 @@
-"""Issue 13 items 4 and 7 through HTTP: drafts offered again on the item page and grouped
+"""Through HTTP: drafts offered again on the item page and grouped
 in 我的办件, and the 申请 → 受理 → 审查 → 办结 → 送达 stepper on the case page and the
 public status page.
 

@@ -1,4 +1,4 @@
-"""Prefill (issue 10 item 5): a new case's form starts with what the account already holds.
+"""Prefill: a new case's form starts with what the account already holds.
 
 The oracle is the registration each test made (or the enterprise it set up), and the
 catalogue's own field names and labels, read through the public API: never the

@@ -1,4 +1,4 @@
-"""PIPL basics (issue 10 item 6): the rules page, consent, a copy of one's data, closing.
+"""PIPL basics: the rules page, consent, a copy of one's data, closing.
 
 Observed through HTTP as a citizen would: the pages, the download, the API answers,
 and whether the phone and number can sign in or register afterwards.

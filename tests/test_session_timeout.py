@@ -1,4 +1,4 @@
-"""Forms survive a session timeout (issue 10 item 7), through HTTP.
+"""Forms survive a session timeout, through HTTP.
 
 A login times out after PORTAL_SESSION_IDLE_MINUTES without a request; the tests move
 the login's last request back past that, as the clock would, then post the form.

@@ -1,4 +1,4 @@
-"""A duplicate upload must not answer measurably faster than a new one (issue 15.7).
+"""A duplicate upload must not answer measurably faster than a new one.
 
 The portal keeps one copy of each content across accounts (docs/security.md,
 "Duplicate uploads"). If an upload whose bytes are already stored answered faster,

@@ -1,4 +1,4 @@
-"""Issue 10's journey on a phone (375×812), axe on every page, real servers.
+"""The identity journey on a phone (375×812), axe on every page, real servers.
 
 Register with an SMS code (consent ticked); forget the password and reset it; sign in
 through the reference identity platform as a level-3 person whose number that first

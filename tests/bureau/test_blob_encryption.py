@@ -1,4 +1,4 @@
-"""Blobs at rest in the reference back office (issue 15.7): encrypted with the key from its
+"""Blobs at rest in the reference back office: encrypted with the key from its
 settings, streamed out decrypted, refused when altered, and a duplicate `PUT` costs what a
 new one does (docs/security.md, "Duplicate uploads")."""
 
