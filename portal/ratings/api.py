@@ -7,7 +7,6 @@ from fastapi import APIRouter
 from portal.api import ApiAccount, Responses
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
-from portal.catalogue.service import filed_item
 from portal.db import DbSession
 from portal.ratings import service
 from portal.ratings.schemas import RatingIn
@@ -28,5 +27,5 @@ def api_rate(case_no: str, body: RatingIn, session: DbSession, account: ApiAccou
     """Rate a finished case once (好差评); the bureau receives `rating.submitted`."""
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
     service.rate_case(session, case=case, level=body.level, comment=body.comment, tags=body.tags)
-    item = filed_item(session, case.item_code)
+    item = cases.item_of(session, case)  # as its kind files it, like every case answer
     return cases.case_view(session, case=case, item=item)
