@@ -84,11 +84,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests marked `postgres` (several workers with row locks, the scale-out topology)
     are about PostgreSQL: on SQLite they are left out, not skipped, with a printed line.
     CI runs the whole suite a second time on PostgreSQL, where they run, and where the
-    tests that use no database are left out (DATABASE_FIXTURES)."""
+    tests that use no database are left out (DATABASE_FIXTURES), and so are those marked
+    `sqlite`, which probe SQLite itself."""
     if PG_URL:
-        left = [i for i in items if not DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+        left = [
+            i
+            for i in items
+            if not DATABASE_FIXTURES & set(getattr(i, "fixturenames", ()))
+            or i.get_closest_marker("sqlite")
+        ]
         line = (
-            f"left out on PostgreSQL, {len(left)} tests that use no database (they ran on SQLite)"
+            f"left out on PostgreSQL, {len(left)} tests that use no database or probe SQLite "
+            "itself (they ran on SQLite)"
         )
     else:
         left = [item for item in items if item.get_closest_marker("postgres")]

@@ -179,11 +179,10 @@ def _write_lock_is_free(database_path: str) -> bool:
         probe.close()
 
 
+@pytest.mark.sqlite  # probes SQLite's write lock
 def test_the_file_and_its_thumbnail_are_written_outside_any_write_transaction(
     client, auth, app, settings, person, monkeypatch
 ):
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("probes SQLite's write lock")
     database_path = settings.database_url.removeprefix("sqlite:///")
     store = app.state.store
     real_put = store.put

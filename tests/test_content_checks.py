@@ -562,13 +562,12 @@ def test_the_pixel_budget_is_enforced_on_the_decode_itself(monkeypatch):
     assert refusal(jpeg_bytes((60, 40))).code == "image_too_large"
 
 
+@pytest.mark.sqlite  # probes SQLite's write lock; on PostgreSQL the same code path runs
 def test_thumbnails_are_decoded_outside_any_write_transaction(
     client, auth, api_target, settings, monkeypatch, fs_guard
 ):
     """Every Pillow decode of an upload happens while another connection could take the
     database's write lock: not inside the request's transaction, nor the attach step's."""
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("probes SQLite's write lock; on PostgreSQL the same code path runs")
     path = settings.database_url.split("///", 1)[1]
     free: list[bool] = []
     original = Image.Image.load

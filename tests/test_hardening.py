@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from portal.settings import Settings
 from tests.conftest import (
     PDF_BYTES,
-    PG_URL,
     bearer,
     csrf_of,
     jpeg_bytes,
@@ -27,7 +26,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.skipif(bool(PG_URL), reason="the SQLite file only exists on SQLite")
+@pytest.mark.sqlite  # the SQLite file only exists on SQLite
 def test_the_data_dir_and_the_sqlite_file_are_private(tmp_path, template_db):
     data = tmp_path / "fresh" / "var"
     # The file a first start would create, from the migrated template (faster than migrating).
