@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,18 @@ class DevCodes(logging.Handler):
         code = getattr(record, "sms_code", None)
         if code:
             self.codes.append(code)
+
+    def after(self, before: int, seconds: float = 10) -> str:
+        """The newest code once one more than `before` is printed.
+
+        A live server sends (prints) the code in a background task after its answer, so
+        a page may show 验证码已发送 a moment before the code reaches the log.
+        """
+        deadline = time.monotonic() + seconds
+        while len(self.codes) <= before:
+            assert time.monotonic() < deadline, "no code was printed"
+            time.sleep(0.05)
+        return self.codes[-1]
 
 
 DEV_CODES = DevCodes()
