@@ -76,6 +76,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Longer than the proxy's upstream keepalive_timeout (4 s in docs/deploy.md): the
+        # proxy, not the portal, closes an idle connection, so no request meets a closing one.
+        timeout_keep_alive=5,
     )
     return 0
 
