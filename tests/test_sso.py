@@ -377,8 +377,8 @@ def test_plain_http_issuers_only_on_loopback(tmp_path, issuer, ok):
 def test_submission_carries_the_verification_and_refuses_a_moved_number():
     from datetime import UTC, datetime
 
-    from portal.cases.service import _applicant
     from portal.errors import Forbidden
+    from portal.exchange.payloads import _applicant
 
     verified = Account(
         kind="person",

@@ -273,6 +273,12 @@ def allowed(case: Case, key: str) -> bool:
     return case.status in TRANSITIONS[key].sources
 
 
+def deleted_draft(case: Case) -> bool:
+    """A draft the citizen deleted before anything reached the bureau (draft.withdrawn):
+    it has left its 一件事 bundle, while a case withdrawn after submission stays in it."""
+    return case.status == WITHDRAWN and case.submitted_at is None
+
+
 def apply(
     session: Session,
     case: Case,

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.models import Case
-from portal.cases.service import delivery_event_data
 from portal.catalogue.models import Hall, Item
 from portal.catalogue.service import halls_of
 from portal.clock import utcnow
 from portal.delivery.divisions import Division, postal_text, tree
 from portal.delivery.models import Delivery, SavedAddress
 from portal.errors import Conflict, Invalid, NotFound
+from portal.exchange.payloads import delivery_event_data
 from portal.originals.carriers import carrier_name, tracking_url
 from portal.security import mask_name, mask_phone
 

@@ -20,6 +20,7 @@ from portal.clock import utcnow
 from portal.delivery.divisions import postal_text
 from portal.delivery.service import clean_address, remember_address
 from portal.errors import Conflict, Invalid
+from portal.exchange import payloads
 from portal.originals import carriers
 from portal.originals.models import Originals
 from portal.originals.schemas import ReceivedIn
@@ -168,25 +169,9 @@ def post_originals(
         case,
         "originals.posted",
         detail=summary_text(session, row),
-        event_data=event_data(row),
+        event_data=payloads.originals_posted_data(row),
     )
     return row
-
-
-def event_data(row: Originals) -> dict[str, Any]:
-    """`originals.posted` as docs/bureau-protocol.md defines it."""
-    data: dict[str, Any] = {"method": row.method, "materials": list(row.materials)}
-    if row.method in POSTED:
-        data["carrier"] = row.carrier
-        data["tracking_no"] = row.tracking_no
-    if row.method == "courier_pickup" and row.address:
-        address = {k: row.address.get(k) for k in ADDRESS_KEYS}
-        if not address["postcode"]:
-            del address["postcode"]
-        data["address"] = address
-    if row.method == "counter":
-        data["hall"] = row.hall_code
-    return data
 
 
 def summary_text(session: Session, row: Originals) -> str:
