@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Account
-from portal.bundles import service
-from portal.bundles.models import BundleApplication
+from portal.bundles import checklist, service
+from portal.bundles.models import DRAFT, SUBMITTED, WITHDRAWN, BundleApplication
 from portal.cases import states
 from portal.cases.forms import display_value, missing_fields
 from portal.cases.service import DEFER_WORKING_DAYS, RONGQUE_TEXT, due_info, files_by_material
@@ -20,7 +20,7 @@ SAVING_ROWS = (
     ("materials", "申请材料", "份"),
     ("days", "承诺办结时间", "个工作日"),
 )
-APPLICATION_STATUS = {"draft": "草稿", "submitted": "已提交", "withdrawn": "已删除"}
+APPLICATION_STATUS = {DRAFT: "草稿", SUBMITTED: "已提交", WITHDRAWN: "已删除"}
 
 
 def savings_rows(savings: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
@@ -40,13 +40,13 @@ def savings_rows(savings: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
 
 def bundle_context(session: Session, bundle: Bundle) -> dict[str, Any]:
     items = service.bundle_items(session, bundle)
-    groups = service.material_groups(items)
+    groups = checklist.material_groups(items)
     return {
         "bundle": bundle,
         "items": items,
-        "savings": savings_rows(service.savings(items)),
+        "savings": savings_rows(checklist.savings(items)),
         "groups": groups,
-        "shared_fields": [f for f in service.shared_fields(items) if len(f["used_by"]) > 1],
+        "shared_fields": [f for f in checklist.shared_fields(items) if len(f["used_by"]) > 1],
         "required_by_item": {i.code: sum(1 for m in i.materials if m["required"]) for i in items},
     }
 
@@ -54,19 +54,19 @@ def bundle_context(session: Session, bundle: Bundle) -> dict[str, Any]:
 def still_missing(session: Session, *, application: BundleApplication) -> dict[str, str]:
     """Required fields of the one form still empty, in its order."""
     _, linked, items = service._context(session, application)
-    fields = service.shared_fields(items)
-    return missing_fields(fields, service.shared_values(linked, fields))
+    fields = checklist.shared_fields(items)
+    return missing_fields(fields, checklist.shared_values(linked, fields))
 
 
 def application_context(
     session: Session, *, application: BundleApplication, account: Account
 ) -> dict[str, Any]:
     bundle, linked, items = service._context(session, application)
-    fields = service.shared_fields(items)
-    values = service.shared_values(linked, fields)
-    groups = service.material_groups(items)
-    draft = application.status == "draft"
-    plan = service.plan_submission(linked, items)
+    fields = checklist.shared_fields(items)
+    values = checklist.shared_values(linked, fields)
+    groups = checklist.material_groups(items)
+    draft = application.status == DRAFT
+    plan = checklist.plan_submission(linked, items)
     formal_now = {c.id for c, _ in plan.formal}
     files_of = {c.id: files_by_material(session, case=c) for c in linked}
     rows: list[dict[str, Any]] = []
@@ -75,7 +75,7 @@ def application_context(
         exclude = {f["sha256"] for f in files}
         missing_formal = [
             i.name
-            for c, i, m in service._targets(linked, items, group)
+            for c, i, m in checklist.targets(linked, items, group)
             if c.id in formal_now and m["required"] and not files_of[c.id].get(m["code"])
         ]
         rows.append(
@@ -128,8 +128,8 @@ def application_context(
         "plan": plan,
         "gaozhi_options": gaozhi_options,
         "deferrable_now": [r for r in rows if r["can_defer_now"] and not r["files"]],
-        "progress": service.progress(linked),
-        "savings": savings_rows(service.savings(items)),
+        "progress": checklist.progress(linked),
+        "savings": savings_rows(checklist.savings(items)),
         "rongque_text": RONGQUE_TEXT,
         "defer_days": DEFER_WORKING_DAYS,
     }

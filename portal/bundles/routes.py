@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing, VerificationRequired, identity_notice
-from portal.bundles import pages, service
+from portal.bundles import checklist, pages, service
 from portal.db import DbSession
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.materials.upload import receive_file
@@ -34,12 +34,16 @@ def list_bundles(request: Request, session: DbSession, account: CurrentAccount):
             {
                 "bundle": bundle,
                 "items": pages.item_names(items),
-                "savings": pages.savings_rows(service.savings(items)),
+                "savings": pages.savings_rows(checklist.savings(items)),
             }
         )
     names = {row["bundle"].code: row["bundle"].name for row in rows}
     mine = [
-        {"application": a, "name": names.get(a.bundle_code, a.bundle_code)}
+        {
+            "application": a,
+            "name": names.get(a.bundle_code, a.bundle_code),
+            "status_label": pages.APPLICATION_STATUS[a.status],
+        }
         for a in (service.list_own_applications(session, account=account) if account else [])
     ]
     return render(request, "bundles/list.html", {"rows": rows, "mine": mine})
