@@ -46,6 +46,7 @@ NOTIFIED = frozenset(
         "licence.ready_for_pickup",
         "licence.shipped",
         "rating.reply",
+        "originals.received",
     }
 )
 # The bureau finishing a case: the moment to ask for a rating (not a withdrawal: the
@@ -83,11 +84,20 @@ def render_texts(event: str, context: dict[str, Any]) -> Texts:
     return Texts(**parts)
 
 
-def notify(session: Session, *, case: Case, event: str, detail: str = "") -> Message:
-    """One message in the centre and one SMS about `event` of `case`."""
-    account = session.get(Account, case.account_id)
+def recipients(session: Session, case: Case) -> list[Account]:
+    """Who hears about a case: whoever filed it and, for a case an agent (经办人) filed in
+    an enterprise's name, the enterprise too — it is the applicant and the licence is
+    its. A closed account (注销) hears nothing: nobody can sign in to read it."""
+    ids = [case.account_id]
+    if case.on_behalf_of_id is not None and case.on_behalf_of_id != case.account_id:
+        ids.append(case.on_behalf_of_id)
+    found = [session.get(Account, i) for i in ids]
+    return [a for a in found if a is not None and a.closed_at is None]
+
+
+def notify(session: Session, *, case: Case, event: str, detail: str = "") -> list[Message]:
+    """One message in the centre and one SMS about `event` of `case`, to each recipient."""
     item = item_for_case(session, case)  # 食品经营许可（延续） for a renewal
-    assert account is not None
     delivery = session.get(Delivery, case.id)
     hall = session.get(Hall, delivery.hall_code) if delivery and delivery.hall_code else None
     context = {
@@ -111,25 +121,29 @@ def notify(session: Session, *, case: Case, event: str, detail: str = "") -> Mes
             sms=f"【武进区行政审批局】您的办件{case.case_no}：{label}，请登录查看详情。",
         )
     link = LINKS.get(event, "/cases/{case_no}").format(case_no=case.case_no)
-    message = create_message(
-        session,
-        account_id=account.id,
-        case_id=case.id,
-        type=event,
-        title=texts.title,
-        body=texts.body,
-        link=link,
-    )
-    queue_sms(
-        session,
-        account_id=account.id,
-        phone=account.phone,
-        event=event,
-        text=texts.sms,
-        path=link,
-        case_no=case.case_no,
-    )
-    return message
+    sent = []
+    for account in recipients(session, case):
+        sent.append(
+            create_message(
+                session,
+                account_id=account.id,
+                case_id=case.id,
+                type=event,
+                title=texts.title,
+                body=texts.body,
+                link=link,
+            )
+        )
+        queue_sms(
+            session,
+            account_id=account.id,
+            phone=account.phone,
+            event=event,
+            text=texts.sms,
+            path=link,
+            case_no=case.case_no,
+        )
+    return sent
 
 
 def _reminded(session: Session, case: Case) -> bool:
