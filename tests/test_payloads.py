@@ -1,0 +1,243 @@
+"""The events the portal sends, field by field, against docs/bureau-protocol.md.
+
+The field lists below are transcribed by hand from the contract's "POST /v1/events"
+table and its "Additions to portal → bureau events" (docs/bureau-protocol.md); no
+expectation is built with portal code. Cases are made through the citizen API, and
+what is checked is the outbox row: the exact bytes the dispatcher signs and sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+
+from sqlalchemy import select
+
+from portal.exchange import signing
+from portal.exchange.models import OutboxMessage
+from tests.conftest import PDF_BYTES, valid_form
+
+# "Envelope": every event, both directions.
+ENVELOPE = {"event_id", "type", "occurred_at", "case_no", "data"}
+# `case.submitted` `data`: the fields always present ...
+SUBMITTED = {"stage", "round", "item", "applicant", "form", "materials"}
+# ... and the optional ones (`commitment`, `delivery`; `bundle`, `application` additions).
+SUBMITTED_OPTIONAL = {"commitment", "delivery", "bundle", "application"}
+ITEM = {"code", "name"}
+APPLICANT = {"kind", "name", "id_type", "id_number", "phone", "verified"}  # `agent` optional
+VERIFIED = {"by", "level", "at"}
+MATERIAL = {"code", "name", "deferred", "files"}  # `due_date`, `provided_by` optional
+FILE = {"filename", "content_type", "size", "sha256"}
+# `commitment` {`text`, `signed_at`} plus the additions `kind` and `deferred_materials`.
+RONGQUE_COMMITMENT = {"text", "signed_at", "kind", "deferred_materials"}
+# "delivery.selected": express `address`, `postcode` optional.
+ADDRESS = {"recipient", "phone", "province", "city", "district", "detail"}
+
+RFC3339_CST = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+08:00")
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+DATE = re.compile(r"\d{4}-\d\d-\d\d")
+PDF_FILE = {
+    "filename": "scan.pdf",
+    "content_type": "application/pdf",
+    "size": len(PDF_BYTES),
+    "sha256": hashlib.sha256(PDF_BYTES).hexdigest(),
+}
+
+
+# --- the citizen's and the bureau's doors (kept here so this file stands alone) ----------
+
+
+def new_case(client, auth, item) -> str:
+    response = client.post("/api/v1/cases", json={"item_code": item["code"]}, headers=auth)
+    assert response.status_code == 201, response.text
+    return response.json()["case_no"]
+
+
+def upload(client, auth, case_no, code):
+    return client.post(
+        f"/api/v1/cases/{case_no}/materials/{code}/files",
+        files={"file": ("scan.pdf", PDF_BYTES, "application/pdf")},
+        headers=auth,
+    )
+
+
+def fill(client, auth, item, case_no, *, skip_deferrable=False) -> None:
+    """Every field, and a PDF for every required material (but the deferrable ones)."""
+    patched = client.patch(
+        f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}, headers=auth
+    )
+    assert patched.status_code == 200, patched.text
+    for m in item["materials"]:
+        if m["required"] and not (skip_deferrable and m["deferrable"]):
+            assert upload(client, auth, case_no, m["code"]).status_code == 201
+
+
+def bureau_says(client, case_no: str, type_: str) -> None:
+    """A signed callback, as the back office sends it."""
+    secret = client.app.state.settings.bureau_secret
+    body = {
+        "event_id": str(uuid.uuid4()),
+        "type": type_,
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "case_no": case_no,
+        "data": {},
+    }
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    response = client.post(
+        "/api/bureau/v1/events",
+        content=raw,
+        headers={
+            "Content-Type": "application/json",
+            signing.BUREAU_HEADER: signing.sign(secret, raw),
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+def sent(db, type_: str, case_no: str) -> list[dict]:
+    """The events of the case as the outbox holds them, oldest first (parsed JSON)."""
+    with db.session() as s:
+        rows = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.event_type == type_, OutboxMessage.case_no == case_no)
+            .order_by(OutboxMessage.id)
+        ).all()
+        return [json.loads(r.payload) for r in rows]
+
+
+def item_with(client, predicate) -> dict:
+    for summary in client.get("/api/v1/items").json()["items"]:
+        item = client.get(f"/api/v1/items/{summary['code']}").json()
+        if summary["online"] and predicate(item):
+            return item
+    raise AssertionError("the catalogue has no such item")
+
+
+def check_envelope(event: dict, type_: str, case_no: str) -> dict:
+    assert set(event) == ENVELOPE
+    assert event["type"] == type_ and event["case_no"] == case_no
+    # event_id: a version 4 UUID in its canonical lowercase text form.
+    assert str(uuid.UUID(event["event_id"])) == event["event_id"]
+    assert uuid.UUID(event["event_id"]).version == 4
+    assert RFC3339_CST.fullmatch(event["occurred_at"]), event["occurred_at"]
+    return event["data"]
+
+
+def check_applicant(client, applicant: dict, person: dict) -> None:
+    assert set(applicant) == APPLICANT  # a person filing for themselves: no `agent`
+    assert applicant["kind"] == "person" and applicant["id_type"] == "RIC"
+    assert applicant["name"] == person["name"]
+    assert applicant["id_number"] == person["id_number"]
+    assert applicant["phone"] == person["phone"]
+    if client.app.state.settings.register_code_required:  # the phone was proven by SMS
+        verified = applicant["verified"]
+        assert set(verified) == VERIFIED
+        assert verified["by"] == "sms" and verified["level"] == 1
+        assert RFC3339.fullmatch(verified["at"])
+    else:  # only typed in
+        assert applicant["verified"] is None
+
+
+def test_prereview_case_submitted_has_exactly_the_contracts_fields(client, auth, person, db):
+    item = item_with(client, lambda i: i["prereview"])
+    case_no = new_case(client, auth, item)
+    fill(client, auth, item, case_no)
+    assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
+
+    [event] = sent(db, "case.submitted", case_no)
+    data = check_envelope(event, "case.submitted", case_no)
+    assert set(data) == SUBMITTED  # no commitment, delivery, bundle or application
+    assert data["stage"] == "prereview"
+    assert data["round"] == 1
+    assert data["item"] == {"code": item["code"], "name": item["name"]}
+    assert set(data["item"]) == ITEM
+    check_applicant(client, data["applicant"], person)
+    assert data["form"] == valid_form(item)
+    # One entry per material with a file: each required one got the same PDF.
+    required = {m["code"]: m["name"] for m in item["materials"] if m["required"]}
+    assert [m["code"] for m in data["materials"]] == list(required)
+    for entry in data["materials"]:
+        assert set(entry) == MATERIAL
+        assert entry["name"] == required[entry["code"]]
+        assert entry["deferred"] is False
+        assert entry["files"] == [PDF_FILE]
+        assert all(set(f) == FILE for f in entry["files"])
+
+
+def test_formal_case_submitted_with_rongque_and_delivery(client, auth, person, db):
+    item = item_with(
+        client,
+        lambda i: i["express"] and any(m["deferrable"] and m["required"] for m in i["materials"]),
+    )
+    deferred = [m["code"] for m in item["materials"] if m["deferrable"] and m["required"]]
+    case_no = new_case(client, auth, item)
+    fill(client, auth, item, case_no, skip_deferrable=True)
+    address = {
+        "recipient": "李经办",
+        "phone": "13912345678",
+        "province": "江苏省",
+        "city": "常州市",
+        "district": "武进区",
+        "detail": "湖塘镇人民中路 88 号",
+    }
+    chosen = client.put(
+        f"/api/v1/cases/{case_no}/delivery",
+        json={"method": "express", "address": address},
+        headers=auth,
+    )
+    assert chosen.status_code == 200, chosen.text
+    if item["prereview"]:  # pre-review lets deferrable materials wait too
+        assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
+        bureau_says(client, case_no, "prereview.passed")
+    submitted = client.post(
+        f"/api/v1/cases/{case_no}/submission",
+        json={"commitment": {"deferred_materials": deferred, "accepted": True}},
+        headers=auth,
+    )
+    assert submitted.status_code == 202, submitted.text
+
+    event = sent(db, "case.submitted", case_no)[-1]
+    data = check_envelope(event, "case.submitted", case_no)
+    assert set(data) == SUBMITTED | {"commitment", "delivery"}
+    assert not set(data) & (SUBMITTED_OPTIONAL - {"commitment", "delivery"})
+    assert data["stage"] == "formal"
+    assert data["round"] == 1
+    check_applicant(client, data["applicant"], person)
+    commitment = data["commitment"]
+    assert set(commitment) == RONGQUE_COMMITMENT
+    assert commitment["kind"] == "rongque"
+    assert commitment["deferred_materials"] == deferred
+    assert isinstance(commitment["text"], str) and commitment["text"]
+    assert RFC3339_CST.fullmatch(commitment["signed_at"]), commitment["signed_at"]
+    by_code = {m["code"]: m for m in data["materials"]}
+    for code in deferred:
+        # A deferred material: `deferred` true, no files, and the promised `due_date`.
+        assert set(by_code[code]) == MATERIAL | {"due_date"}
+        assert by_code[code]["deferred"] is True and by_code[code]["files"] == []
+        assert DATE.fullmatch(by_code[code]["due_date"])
+    for code, entry in by_code.items():
+        if code not in deferred:
+            assert set(entry) == MATERIAL and entry["deferred"] is False
+            assert entry["files"] == [PDF_FILE]
+    # `delivery` as in delivery.selected; no postcode was given, so none is sent.
+    assert data["delivery"] == {"method": "express", "address": address}
+    assert set(data["delivery"]["address"]) == ADDRESS
+    # Chosen while a draft: the choice travels inside case.submitted, not on its own.
+    assert sent(db, "delivery.selected", case_no) == []
+
+
+def test_case_withdrawn_carries_only_the_reason(client, auth, db):
+    item = item_with(client, lambda i: i["prereview"])
+    case_no = new_case(client, auth, item)
+    fill(client, auth, item, case_no)
+    assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
+    response = client.post(
+        f"/api/v1/cases/{case_no}/withdrawal",
+        json={"reason": "信息填写有误，重新申请"},
+        headers=auth,
+    )
+    assert response.status_code in (200, 202), response.text
+    [event] = sent(db, "case.withdrawn", case_no)
+    assert check_envelope(event, "case.withdrawn", case_no) == {"reason": "信息填写有误，重新申请"}
