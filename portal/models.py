@@ -5,7 +5,7 @@ from portal.appointments.models import Appointment, SlotCounter
 from portal.bundles.models import BundleApplication
 from portal.calendar.models import CalendarYear
 from portal.cases.models import Case, CaseCounter, TimelineEntry
-from portal.catalogue.models import Bundle, Hall, Item
+from portal.catalogue.models import Bundle, CatalogueVersion, Hall, Item
 from portal.consultations.models import Consultation
 from portal.db import Base
 from portal.delivery.models import Delivery, SavedAddress
@@ -33,6 +33,7 @@ __all__ = [
     "Bundle",
     "Case",
     "CalendarYear",
+    "CatalogueVersion",
     "Delivery",
     "Message",
     "Originals",

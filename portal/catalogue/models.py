@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Connection, String, Text, event, insert, update
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, object_session
 
 from portal.clock import utcnow
 from portal.db import Base
@@ -78,3 +80,60 @@ class Bundle(Base):
     items: Mapped[list[Any]] = mapped_column(default=list)
     sources: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(default=True)
+
+
+class CatalogueVersion(Base):
+    """One row whose token changes in the same transaction as any item, hall or bundle.
+
+    Each process keeps the catalogue in memory (portal.catalogue.cache) and compares
+    this token, one small query at most once a second, to know whether its copy is current.
+    A token, not a counter: a load rolled back and another committed after it must not
+    leave two different catalogues under the same number."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    token: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# How often this process changed catalogue rows (of any database): its caches compare the
+# token again as soon as this moves, instead of waiting for their next check.
+_local_changes = itertools.count(1)
+_local = {"changes": 0}
+
+
+def local_changes() -> int:
+    return _local["changes"]
+
+
+# session.info key: the transaction that changed catalogue rows. Until it ends, that
+# session reads the catalogue from its own transaction, never from (or into) the cache.
+CHANGED_IN = "catalogue_changed_in"
+
+
+def _innermost(session: Any) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _bump_version(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+    """Change the version token with the rows, in the flush that writes them."""
+    session = object_session(target)
+    if session is not None:
+        transaction = _innermost(session)
+        if session.info.get("catalogue_bumped_in") is transaction:
+            return  # once per (sub)transaction: a load flushes dozens of rows
+        session.info["catalogue_bumped_in"] = transaction
+        session.info[CHANGED_IN] = session.get_transaction()
+    values = {"token": uuid.uuid4().hex, "changed_at": utcnow()}
+    done = connection.execute(
+        update(CatalogueVersion).where(CatalogueVersion.id == 1).values(**values)
+    )
+    if done.rowcount == 0:  # a schema made without the migration's row (create_all)
+        connection.execute(insert(CatalogueVersion).values(id=1, **values))
+    _local["changes"] = next(_local_changes)
+
+
+for _model in (Hall, Item, Bundle):
+    for _when in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _when, _bump_version)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.catalogue import search
+from portal.catalogue import cache, search
 from portal.catalogue.models import Bundle, Hall, Item
 from portal.catalogue.schemas import DOMAIN_LABELS, CatalogueFile, ItemSpec
 from portal.clock import utcnow
@@ -27,71 +28,26 @@ class SearchResults:
     suggestions: list[str]  # 你是不是要找: words of the catalogue near what was typed
 
 
-_index_lock = threading.Lock()
-_index: tuple[tuple[Any, ...], search.SearchIndex] | None = None
-
-
-def invalidate_index() -> None:
-    """Forget the search index (after loading a catalogue in this process)."""
-    global _index
-    with _index_lock:
-        _index = None
-
-
-def _search_index(session: Session) -> search.SearchIndex:
-    """The index of this database's catalogue, rebuilt when an item or bundle changes."""
-    global _index
-    # Another process (`portal catalogue load`) may change the catalogue: the newest
-    # updated_at and the row counts tell, for two cheap aggregate queries per search.
-    changed, count = session.execute(
-        select(func.max(Item.updated_at), func.count()).select_from(Item)
-    ).one()
-    bundles = session.scalar(
-        select(func.count()).select_from(Bundle).where(Bundle.active.is_(True))
-    )
-    key = (str(session.get_bind().engine.url), changed, count, bundles)
-    with _index_lock:
-        if _index is not None and _index[0] == key:
-            return _index[1]
-    items = [
-        search.ItemDoc(
-            code=i.code,
-            name=i.name,
-            domain=i.domain,
-            keywords=tuple(i.keywords or ()),
-            conditions=" ".join(i.conditions or ()),
-        )
-        for i in session.scalars(select(Item).where(Item.active.is_(True)))
-    ]
-    docs = [
-        search.BundleDoc(code=b.code, name=b.name, description=b.description, items=tuple(b.items))
-        for b in list_bundles(session)
-    ]
-    index = search.SearchIndex(items, docs)
-    with _index_lock:
-        _index = (key, index)
-    return index
+# Every read below goes through the process's snapshot of the catalogue (portal.catalogue.
+# cache): no SQL once it is read, current within a second of a `portal catalogue load`.
+# Each caller gets detached copies of its own, typed as the ORM classes they were.
 
 
 def search_catalogue(session: Session, *, q: str = "", domain: str = "") -> SearchResults:
     """Active items for what a person typed, best first, with the 一件事 beside them."""
     if domain and domain not in DOMAIN_LABELS:
         raise Invalid({"domain": "领域无效，可选：market、investment、social、other"})
+    catalogue = cache.snapshot(session)
     if not search.normalize(q):
-        # Browsing: every item by code, without loading the index (or jieba) for it.
-        query = select(Item).where(Item.active.is_(True)).order_by(Item.code)
-        if domain:
-            query = query.where(Item.domain == domain)
-        return SearchResults(items=list(session.scalars(query)), bundles=[], suggestions=[])
-    found = _search_index(session).search(q[:50])
-    rows = {i.code: i for i in session.scalars(select(Item).where(Item.code.in_(found.codes)))}
-    items = [rows[c] for c in found.codes if c in rows and rows[c].active]
+        # Browsing: every item by code, without building the index (or loading jieba) for it.
+        return SearchResults(items=catalogue.active_items(domain), bundles=[], suggestions=[])
+    found = catalogue.search_index().search(q[:50])
+    items = [i for i in catalogue.items_in(found.codes) if i.active]
     if domain:
         items = [i for i in items if i.domain == domain]
-    bundles = {b.code: b for b in list_bundles(session)}
     return SearchResults(
         items=items,
-        bundles=[bundles[c] for c in found.bundles if c in bundles],
+        bundles=[b for b in map(catalogue.bundle, found.bundles) if b is not None and b.active],
         suggestions=found.suggestions,
     )
 
@@ -108,49 +64,68 @@ def popular_items(session: Session, *, limit: int = 6) -> list[Item]:
     counts = dict(
         session.execute(select(Case.item_code, func.count()).group_by(Case.item_code)).all()
     )
-    items = list(session.scalars(select(Item).where(Item.active.is_(True)).order_by(Item.code)))
+    items = cache.snapshot(session).active_items()
     items.sort(key=lambda i: -counts.get(i.code, 0))
     return items[:limit]
 
 
 def count_by_domain(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(Item.domain, func.count()).where(Item.active.is_(True)).group_by(Item.domain)
-    )
-    return {domain: n for domain, n in rows}
+    return dict(Counter(i["domain"] for i in cache.snapshot(session).items.values() if i["active"]))
 
 
 def get_item(session: Session, *, code: str) -> Item:
     """The active item with this code; 404 otherwise."""
-    item = session.get(Item, code)
+    item = cache.snapshot(session).item(code)
     if item is None or not item.active:
         raise NotFound("没有找到该事项。", code="item_not_found")
     return item
 
 
+def find_item(session: Session, code: str) -> Item | None:
+    """The item with this code, retired or not; None when the catalogue has none."""
+    return cache.snapshot(session).item(code)
+
+
 def filed_item(session: Session, code: str) -> Item:
     """The item a case was filed under, retired or not: items are retired, never deleted."""
-    item = session.get(Item, code)
+    item = find_item(session, code)
     if item is None:
         raise LookupError(f"item {code} of a case is missing from the catalogue")
     return item
 
 
+def all_items(session: Session) -> list[Item]:
+    """Every item, retired ones too, by code."""
+    return cache.snapshot(session).all_items()
+
+
+def items_by_code(session: Session, codes: Iterable[str]) -> dict[str, Item]:
+    """The items of these codes that exist, retired or not (a bundle's, a case list's)."""
+    return {i.code: i for i in cache.snapshot(session).items_in(codes)}
+
+
 def halls_of(session: Session, item: Item) -> list[Hall]:
     if not item.halls:
         return []
-    halls = {h.code: h for h in session.scalars(select(Hall).where(Hall.code.in_(item.halls)))}
-    return [halls[c] for c in item.halls if c in halls]
+    return cache.snapshot(session).halls_in(item.halls)
+
+
+def get_hall(session: Session, code: str) -> Hall | None:
+    return cache.snapshot(session).hall(code)
 
 
 def all_halls(session: Session) -> dict[str, Hall]:
-    return {h.code: h for h in session.scalars(select(Hall))}
+    return {h.code: h for h in cache.snapshot(session).all_halls()}
 
 
 def list_bundles(session: Session) -> list[Bundle]:
-    return list(
-        session.scalars(select(Bundle).where(Bundle.active.is_(True)).order_by(Bundle.code))
-    )
+    """Active 一件事 by code."""
+    return cache.snapshot(session).active_bundles()
+
+
+def find_bundle(session: Session, code: str) -> Bundle | None:
+    """The bundle with this code, retired or not; None when the catalogue has none."""
+    return cache.snapshot(session).bundle(code)
 
 
 def item_summary(item: Item) -> dict[str, Any]:
@@ -310,7 +285,8 @@ def load_catalogue(session: Session, *, catalogue: CatalogueFile) -> LoadReport:
             for key, value in values.items():
                 setattr(bundle, key, value)
     session.flush()
-    invalidate_index()
+    # Its flushes rewrote the catalogue's version token (portal.catalogue.models): every
+    # process takes the new catalogue within cache.CHECK_SECONDS of the commit.
     return report
 
 
