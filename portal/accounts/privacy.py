@@ -74,7 +74,7 @@ def retention_facts(settings: Settings) -> dict[str, int]:
 def export_data(session: Session, *, account: Account) -> dict[str, Any]:
     """Everything the portal holds about `account`, as JSON-ready data; only its own."""
     from portal.accounts import authorisations
-    from portal.cases.service import case_view
+    from portal.cases.view import case_view
 
     cases = list(
         session.scalars(

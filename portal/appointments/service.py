@@ -71,13 +71,19 @@ def bookable_days(today: date | None = None) -> list[date]:
 
 def purposes_for(session: Session, *, case: Case, item: Item) -> list[str]:
     """What this case may book now: a visit while it is handled, a pickup once approved."""
+    # Only a pickup depends on the delivery choice: read it only when one could be booked.
+    pickup = case.status == states.APPROVED and bool(item.halls)
+    return purposes_given(case, item, session.get(Delivery, case.id) if pickup else None)
+
+
+def purposes_given(case: Case, item: Item, delivery: Delivery | None) -> list[str]:
+    """`purposes_for` from the case's delivery choice, for a caller that has read it already."""
     found = []
     if item.visits > 0 and case.status in VISIT_STATUSES:
         found.append("visit")
-    if case.status == states.APPROVED and item.halls:
-        delivery = session.get(Delivery, case.id)
-        if delivery is None or (delivery.method == "pickup" and delivery.delivered_at is None):
-            found.append("pickup")
+    collecting = delivery is None or (delivery.method == "pickup" and delivery.delivered_at is None)
+    if case.status == states.APPROVED and item.halls and collecting:
+        found.append("pickup")
     return found
 
 

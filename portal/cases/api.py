@@ -7,7 +7,8 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing
 from portal.api import ApiAccount, described
-from portal.cases import service
+from portal.cases import service, view
+from portal.cases.downloads import document_response, licence_response
 from portal.cases.schemas import (
     CaseCreateIn,
     CaseListOut,
@@ -33,7 +34,7 @@ R422 = described(422, "内容有误")
 
 def _view(session, case) -> dict:
     item = service.item_of(session, case)  # as its application kind (延续…) files it
-    return service.case_view(session, case=case, item=item)
+    return view.case_view(session, case=case, item=item)
 
 
 R403A = described(403, "not_authorised：没有代该单位办理该事项的有效授权")
@@ -271,7 +272,7 @@ def api_licence(
 ) -> Response:
     """The licence file the bureau issued, once approved and fetched."""
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.licence_response(request.app.state.store, case)
+    return licence_response(request.app.state.store, case)
 
 
 @router.get(
@@ -291,7 +292,7 @@ def api_document(
 ) -> Response:
     """A document (文书) the bureau issued, once fetched."""
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.document_response(request.app.state.store, case, document_no)
+    return document_response(request.app.state.store, case, document_no)
 
 
 @router.post(

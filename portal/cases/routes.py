@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing, VerificationRequired, identity_notice
 from portal.cases import pages, service, states, uploads
+from portal.cases.downloads import document_response, licence_response
 from portal.cases.forms import missing_fields
 from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
@@ -292,7 +293,7 @@ def view_thumb(
 @router.get("/cases/{case_no}/licence")
 def download_licence(request: Request, case_no: str, session: DbSession, account: LoggedIn):
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.licence_response(request.app.state.store, case)
+    return licence_response(request.app.state.store, case)
 
 
 @router.get("/cases/{case_no}/documents/{document_no}")
@@ -300,7 +301,7 @@ def download_document(
     request: Request, case_no: str, document_no: str, session: DbSession, account: LoggedIn
 ):
     case = service.get_own_case(session, account=account, case_no=case_no)
-    return service.document_response(request.app.state.store, case, document_no)
+    return document_response(request.app.state.store, case, document_no)
 
 
 @router.get("/cases/{case_no}/review")

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.accounts import authorisations, prefill
-from portal.accounts.filing import FilingRule, require_number
+from portal.accounts.filing import FilingRule
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.forms import clean_form, display_value, form_problems, missing_fields
@@ -29,14 +27,10 @@ from portal.clock import (
     utcnow,
     working_days_left,
 )
-from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
+from portal.exchange import payloads
 from portal.licences import kinds
-from portal.licences.application import application_of
 from portal.materials.models import CaseFile
-from portal.originals.carriers import tracking_url
-from portal.originals.views import originals_view
-from portal.ratings.models import Rating
 
 CASE_PREFIX = "WJ"
 DEFER_WORKING_DAYS = 10  # 容缺: deferred materials are due this many working days after submission
@@ -312,169 +306,6 @@ def check_filing(
         )
 
 
-def applicant_of(session: Session, *, case: Case, account: Account) -> dict[str, Any]:
-    """`applicant` of case.submitted / case.corrected: the enterprise and its agent under
-    the authorisation, or the account itself (bureau-protocol.md v1.1)."""
-    if not case.on_behalf_of_id:
-        return _applicant(account)
-    enterprise = session.get(Account, case.on_behalf_of_id)
-    auth = session.get(authorisations.Authorisation, case.authorisation_id)
-    agent = session.get(Account, case.account_id)
-    assert enterprise is not None and auth is not None and agent is not None
-    applicant = _applicant(enterprise)
-    applicant["agent"] = {
-        "name": agent.name,
-        "id_number": agent.id_number,
-        "phone": agent.phone,
-        "verified": agent.verified,
-        "authorisation": {
-            "id": auth.id,
-            "granted_by": enterprise.legal_rep_name or enterprise.name,
-            "valid_to": auth.valid_to.isoformat(),
-        },
-    }
-    return applicant
-
-
-def _applicant(account: Account) -> dict[str, Any]:
-    require_number(account)  # FilingRule.check refused it before; never file it anyway
-    applicant: dict[str, Any] = {
-        "kind": account.kind,
-        "name": account.name,
-        "id_type": account.id_type,
-        "id_number": account.id_number,
-        "phone": account.phone,
-        # bureau-protocol.md "The applicant, as verified": null while only typed in.
-        "verified": account.verified,
-    }
-    if account.agent_name and account.agent_id_number:
-        applicant["agent"] = {
-            "name": account.agent_name,
-            "id_number": account.agent_id_number,
-            "phone": account.phone,
-        }
-    return applicant
-
-
-def delivery_event_data(delivery: Delivery | None) -> dict[str, Any] | None:
-    """A delivery choice as `delivery.selected` carries it."""
-    if delivery is None:
-        return None
-    if delivery.method == "pickup":
-        return {"method": "pickup", "hall": delivery.hall_code}
-    address = {
-        "recipient": delivery.recipient,
-        "phone": delivery.phone,
-        "province": delivery.province,
-        "city": delivery.city,
-        "district": delivery.district,
-        "detail": delivery.detail,
-    }
-    if delivery.postcode:
-        address["postcode"] = delivery.postcode
-    return {"method": "express", "address": address}
-
-
-def bundle_reference(session: Session, *, case: Case) -> dict[str, Any]:
-    """`bundle` of case.submitted: the same list of case numbers on every case of the bundle."""
-    from portal.bundles.models import BundleApplication  # models only: no import cycle
-    from portal.catalogue.models import Bundle
-
-    application = session.get(BundleApplication, case.bundle_application_id)
-    assert application is not None
-    bundle = session.get(Bundle, application.bundle_code)
-    # A draft deleted before anything was sent is no longer part of the bundle.
-    numbers = session.scalars(
-        select(Case.case_no)
-        .where(
-            Case.bundle_application_id == application.id,
-            ~((Case.status == states.WITHDRAWN) & Case.submitted_at.is_(None)),
-        )
-        .order_by(Case.id)
-    ).all()
-    return {
-        "code": application.bundle_code,
-        "name": bundle.name if bundle else application.bundle_code,
-        "cases": list(numbers),
-    }
-
-
-def file_entries(case_files: list[CaseFile]) -> list[dict[str, Any]]:
-    """Files of one material as the protocol's events carry them."""
-    return [
-        {"filename": f.filename, "content_type": f.content_type, "size": f.size, "sha256": f.sha256}
-        for f in case_files
-    ]
-
-
-def _submission_data(
-    session: Session,
-    *,
-    case: Case,
-    item: Item,
-    account: Account,
-    stage: str,
-    files: dict[str, list[CaseFile]],
-) -> tuple[dict[str, Any], set[str]]:
-    deferred = {
-        d["code"]: d["due_date"] for d in (case.commitment or {}).get("deferred_materials", [])
-    }
-    provided = case.provided_materials or {}
-    materials = []
-    blobs: set[str] = set()
-    for m in item.materials:
-        entry_files = file_entries(files.get(m["code"], []))
-        blobs.update(f["sha256"] for f in entry_files)
-        shared = provided.get(m["code"]) if not entry_files else None
-        if not entry_files and m["code"] not in deferred and not shared:
-            continue
-        entry: dict[str, Any] = {
-            "code": m["code"],
-            "name": m["name"],
-            "deferred": m["code"] in deferred,
-            "files": entry_files,
-        }
-        if m["code"] in deferred:
-            entry["due_date"] = deferred[m["code"]]
-        if shared:
-            entry["provided_by"] = dict(shared)
-        materials.append(entry)
-    data: dict[str, Any] = {
-        "stage": stage,
-        "round": max(1, case.prereview_round),
-        "item": {"code": item.code, "name": item.name},
-        "applicant": applicant_of(session, case=case, account=account),
-        "form": case.form,
-        "materials": materials,
-    }
-    if case.commitment and stage == "formal":
-        data["commitment"] = {
-            "text": case.commitment["text"],
-            "signed_at": case.commitment["signed_at"],
-            "kind": case.commitment["kind"],
-            "deferred_materials": [
-                d["code"] for d in case.commitment.get("deferred_materials", [])
-            ],
-        }
-        if case.commitment["kind"] == "gaozhi":
-            data["commitment"]["replaced_materials"] = list(
-                case.commitment.get("replaced_materials", [])
-            )
-    if application := _application(session, case):
-        data["application"] = application
-    if case.bundle_application_id is not None:
-        data["bundle"] = bundle_reference(session, case=case)
-    delivery = session.get(Delivery, case.id)
-    if delivery_data := delivery_event_data(delivery):
-        data["delivery"] = delivery_data
-    return data, blobs
-
-
-def _application(session: Session, case: Case) -> dict[str, Any] | None:
-    """`application` of case.submitted (v1.1): absent for a new application."""
-    return application_of(session, case)
-
-
 def submit_for_prereview(
     session: Session, *, case: Case, account: Account, rule: FilingRule
 ) -> Case:
@@ -499,7 +330,7 @@ def submit_for_prereview(
     case.corrections = {}
     if case.submitted_at is None:
         case.submitted_at = utcnow()
-    data, blobs = _submission_data(
+    data, blobs = payloads.submission_data(
         session, case=case, item=item, account=account, stage="prereview", files=files
     )
     states.apply(
@@ -602,7 +433,7 @@ def submit_formally(
     else:
         case.commitment = None
     case.submitted_at = now
-    data, blobs = _submission_data(
+    data, blobs = payloads.submission_data(
         session, case=case, item=item, account=account, stage="formal", files=files
     )
     detail = "不见面审批，网上正式提交"
@@ -641,61 +472,21 @@ def submit_correction(session: Session, *, case: Case, account: Account) -> Case
     if errors:
         raise Invalid(errors, "还有要求补正的材料没有上传新文件。")
     named = [m for m in item.materials if m["code"] in (case.corrections or {})]
-    materials: list[dict[str, Any]] = []
-    blobs: set[str] = set()
-    for m in named:
-        entries = file_entries(files.get(m["code"], []))  # new and kept, as they now stand
-        blobs.update(f["sha256"] for f in entries)
-        materials.append(
-            {"code": m["code"], "name": m["name"], "deferred": False, "files": entries}
-        )
     case.correction_round += 1
     case.correction = {**(case.correction or {}), "handed_in_at": rfc3339(utcnow())}
     case.corrections = {}
+    data, blobs = payloads.correction_data(
+        session, case=case, account=account, materials=named, files=files
+    )
     states.apply(
         session,
         case,
         "case.corrected",
         detail=f"第 {case.correction_round} 次补正：" + "、".join(m["name"] for m in named),
-        event_data={
-            "round": case.correction_round,
-            # Who hands in, as in case.submitted (v1.1 "The applicant, as verified").
-            "applicant": applicant_of(session, case=case, account=account),
-            "materials": materials,
-            "form": case.form,
-        },
+        event_data=data,
         blobs=blobs,
     )
     return case
-
-
-def correction_view(case: Case) -> dict[str, Any] | None:
-    """The one-time notice of a 待补正 case as the API shows it."""
-    if case.status != states.CORRECTION or not case.correction:
-        return None
-    c = case.correction
-    return {
-        "requested_at": c["requested_at"],
-        "due_date": c.get("due_date"),
-        "comment": c.get("comment") or "",
-        "materials": [{"code": k, "comment": v} for k, v in (case.corrections or {}).items()],
-        "ask_by": c.get("ask_by"),
-        "late": bool(c.get("late")),
-    }
-
-
-def clock_view(case: Case) -> dict[str, Any] | None:
-    """Whether the statutory clock runs; null before acceptance."""
-    if case.accepted_at is None:
-        return None
-    s = case.suspension
-    return {
-        "running": s is None and case.status == states.ACCEPTED,
-        "suspended_since": s["since"] if s else None,
-        "reason_code": s["reason_code"] if s else None,
-        "reason": s["reason"] if s else None,
-        "expected_days": s.get("expected_days") if s else None,
-    }
 
 
 # --- 容缺补交 --------------------------------------------------------------------------
@@ -763,22 +554,7 @@ def supplement_materials(session: Session, *, case: Case, account: Account) -> C
     ready = [m for m in item.materials if m["code"] in outstanding and files.get(m["code"])]
     if not ready:
         raise Invalid({"supplement": "请先上传要补交的容缺材料"}, "还没有上传要补交的材料。")
-    materials = []
-    blobs: set[str] = set()
-    for m in ready:
-        entry_files = [
-            {
-                "filename": f.filename,
-                "content_type": f.content_type,
-                "size": f.size,
-                "sha256": f.sha256,
-            }
-            for f in files[m["code"]]
-        ]
-        blobs.update(f.sha256 for f in files[m["code"]])
-        materials.append(
-            {"code": m["code"], "name": m["name"], "deferred": False, "files": entry_files}
-        )
+    data, blobs = payloads.supplement_data(ready, files)
     stamp = rfc3339(utcnow())
     done = {m["code"] for m in ready}
     commitment = dict(case.commitment or {})
@@ -792,7 +568,7 @@ def supplement_materials(session: Session, *, case: Case, account: Account) -> C
         case,
         "materials.supplemented",
         detail="补交：" + "、".join(m["name"] for m in ready),
-        event_data={"materials": materials},
+        event_data=data,
         blobs=blobs,
     )
     return case
@@ -813,7 +589,7 @@ def withdraw_case(session: Session, *, case: Case, reason: str) -> Case:
         case,
         "case.withdrawn",
         detail=reason or "申请人撤回",
-        event_data={"reason": reason or "申请人撤回"},
+        event_data=payloads.withdrawal_data(reason or "申请人撤回"),
     )
     case.withdrawn_reason = reason or "申请人撤回"
     return case
@@ -857,191 +633,3 @@ def due_info(case: Case) -> dict[str, Any] | None:
         "provisional": case.due_date_provisional,
         "suspended": bool(suspension),
     }
-
-
-def case_view(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
-    """A case as the JSON API returns it: always the same shape, whatever the status."""
-    files = files_by_material(session, case=case)
-    corrections = case.corrections or {}
-    deferred = {
-        d["code"]: d["due_date"] for d in (case.commitment or {}).get("deferred_materials", [])
-    }
-    supplemented = {
-        d["code"]: d.get("supplemented_at")
-        for d in (case.commitment or {}).get("deferred_materials", [])
-    }
-    provided = case.provided_materials or {}
-    delivery = session.get(Delivery, case.id)
-    rating = session.get(Rating, case.id)
-    licence = None
-    if case.status == states.APPROVED and case.licence:
-        licence = {
-            "number": case.licence.get("number"),
-            "name": case.licence.get("name"),
-            "valid_from": case.licence.get("valid_from"),
-            "valid_to": case.licence.get("valid_to"),
-            "download_url": f"/api/v1/cases/{case.case_no}/licence"
-            if case.licence.get("stored")
-            else None,
-        }
-    return {
-        "case_no": case.case_no,
-        "item_code": case.item_code,
-        "item_name": item.name,
-        "application": _application_view(session, case),
-        "status": case.status,
-        "status_label": states.STATUS_LABELS[case.status],
-        "created_at": case.created_at,
-        "submitted_at": case.submitted_at,
-        "due_date": case.due_date,
-        "due_date_provisional": bool(case.due_date and case.due_date_provisional),
-        "acceptance_no": case.acceptance_no,
-        "form": case.form,
-        "timeline": [
-            {"at": e.at, "type": e.type, "label": e.label, "detail": e.detail}
-            for e in timeline(session, case=case)
-        ],
-        "materials": [
-            {
-                "code": m["code"],
-                "name": m["name"],
-                "required": m["required"],
-                "deferrable": bool(m.get("deferrable")),
-                "deferred_until": deferred.get(m["code"]),
-                "supplemented_at": supplemented.get(m["code"]),
-                "provided_by": provided.get(m["code"]),
-                "comment": corrections.get(m["code"]),
-                "files": [
-                    {
-                        "id": f.id,
-                        "filename": f.filename,
-                        "content_type": f.content_type,
-                        "size": f.size,
-                        "sha256": f.sha256,
-                    }
-                    for f in files.get(m["code"], [])
-                ],
-            }
-            for m in item.materials
-        ],
-        "review_comment": case.review_comment,
-        "inspection_date": case.inspection_date,
-        "correction": correction_view(case),
-        "clock": clock_view(case),
-        "documents": documents_view(case),
-        "outcome_reason": case.outcome_reason,
-        "remedy": case.remedy,
-        "delivery": _delivery_view(delivery),
-        "originals": originals_view(session, case=case, item=item),
-        "licence": licence,
-        "rating": _rating_view(rating),
-        "commitment": _commitment_view(case.commitment),
-        "bundle": bundle_reference(session, case=case)
-        | {"application_id": case.bundle_application_id}
-        if case.bundle_application_id is not None
-        else None,
-    }
-
-
-def _application_view(session: Session, case: Case) -> dict[str, Any] | None:
-    application = _application(session, case)
-    if application is None:
-        return None
-    return application | {"kind_label": kinds.KIND_LABELS[application["kind"]]}
-
-
-def _commitment_view(commitment: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not commitment:
-        return None
-    return {
-        "kind": commitment["kind"],
-        "text": commitment["text"],
-        "signed_at": commitment["signed_at"],
-        "deferred_materials": [
-            {
-                "code": d["code"],
-                "due_date": d["due_date"],
-                "due_date_provisional": bool(d.get("provisional")),
-                "supplemented_at": d.get("supplemented_at"),
-            }
-            for d in commitment.get("deferred_materials", [])
-        ],
-        "replaced_materials": list(commitment.get("replaced_materials", [])),
-    }
-
-
-def _delivery_view(delivery: Delivery | None) -> dict[str, Any] | None:
-    if delivery is None:
-        return None
-    view = delivery_event_data(delivery) or {}
-    view.update(
-        {
-            "carrier": delivery.carrier,
-            "tracking_no": delivery.tracking_no,
-            "tracking_url": tracking_url(delivery.carrier, delivery.tracking_no),
-            "pickup_code": delivery.pickup_code,
-            "shipped_at": delivery.shipped_at,
-            "ready_at": delivery.ready_at,
-            "delivered_at": delivery.delivered_at,
-        }
-    )
-    return view
-
-
-def _rating_view(rating: Rating | None) -> dict[str, Any] | None:
-    if rating is None:
-        return None
-    return {
-        "level": rating.level,
-        "code": rating.code,
-        "comment": rating.comment,
-        "created_at": rating.created_at,
-        "reply": rating.reply,
-    }
-
-
-def documents_view(case: Case) -> list[dict[str, Any]]:
-    """The documents (文书) the bureau issued, oldest first; a link once the file is held."""
-    return [
-        {
-            "name": d["name"],
-            "number": d["number"],
-            "at": d["at"],
-            "download_url": f"/api/v1/cases/{case.case_no}/documents/{quote(d['number'], safe='')}"
-            if d.get("stored")
-            else None,
-        }
-        for d in case.documents or []
-    ]
-
-
-def document_response(store, case: Case, number: str) -> StreamingResponse:
-    """One document's file, byte for byte as issued; 404 unknown or not fetched yet."""
-    found = next((d for d in case.documents or [] if d.get("number") == number), None)
-    if found is None or not found.get("stored"):
-        raise NotFound("没有该文书，或文书正在从审批局获取中。", code="document_not_found")
-    return StreamingResponse(
-        store.chunks(found["sha256"]),
-        media_type=found.get("content_type") or "application/pdf",
-        headers={
-            "Content-Disposition": "attachment; filename*=UTF-8''"
-            + quote(found.get("filename") or f"{number}.pdf"),
-            "Cache-Control": "private, no-store",
-        },
-    )
-
-
-def licence_response(store, case: Case) -> StreamingResponse:
-    """The stored licence file as its owner downloads it; 404 before it exists."""
-    licence = case.licence if case.status == states.APPROVED else None
-    if not licence or not licence.get("stored"):
-        raise NotFound("电子证照尚未签发或正在获取中。", code="licence_not_ready")
-    filename = licence.get("filename") or f"{licence.get('number', 'licence')}.pdf"
-    return StreamingResponse(
-        store.chunks(licence["sha256"]),
-        media_type=licence.get("content_type") or "application/pdf",
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-            "Cache-Control": "private, no-store",
-        },
-    )

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from portal.api import ApiAccount, described
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
+from portal.cases.view import case_view
 from portal.catalogue.models import Item
 from portal.db import DbSession
 from portal.delivery import service
@@ -42,7 +43,7 @@ def api_choose_delivery(
         hall=body.hall,
         address=body.address.model_dump() if body.address else None,
     )
-    return cases.case_view(session, case=case, item=item)
+    return case_view(session, case=case, item=item)
 
 
 @router.get("/divisions", response_model=DivisionListOut)

@@ -354,7 +354,15 @@ def postage_text(session: Session, item: Item) -> str:
 
 def delivery_info(session: Session, *, case: Case, item: Item) -> dict[str, Any]:
     """What the case page says about the licence's way home, computed here."""
-    delivery = session.get(Delivery, case.id)
+    return delivery_info_given(
+        session, case=case, item=item, delivery=session.get(Delivery, case.id)
+    )
+
+
+def delivery_info_given(
+    session: Session, *, case: Case, item: Item, delivery: Delivery | None
+) -> dict[str, Any]:
+    """`delivery_info` from the case's delivery row, for a caller that has read it already."""
     info: dict[str, Any] = {
         "chosen": delivery is not None,
         "can_change": changeable(delivery) and states.allowed(case, "delivery.selected"),

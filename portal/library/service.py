@@ -151,6 +151,26 @@ def offers_for(
     ]
 
 
+def offers_by_kind(
+    session: Session, *, account: Account, kinds: set[str]
+) -> dict[str, list[LibraryDocument]]:
+    """`offers_for` of several kinds in one query (a case page offers for every material)."""
+    wanted = {k for k in kinds if k not in NOT_OFFERED_KINDS and "\x00" not in k}
+    if not wanted:
+        return {}
+    today = today_cst()
+    query = (
+        select(LibraryDocument)
+        .where(LibraryDocument.account_id == account.id, LibraryDocument.kind.in_(wanted))
+        .order_by(LibraryDocument.last_used_at.desc(), LibraryDocument.id.desc())
+    )
+    found: dict[str, list[LibraryDocument]] = {}
+    for d in session.scalars(query):
+        if not is_expired(d, today) and d.content_type in ATTACHABLE:
+            found.setdefault(d.kind, []).append(d)
+    return found
+
+
 def get_own_document(session: Session, *, account: Account, document_id: int) -> LibraryDocument:
     """The account's document; another account's is 404 exactly like a missing one."""
     document = session.scalars(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from portal.api import ApiAccount, described
-from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
+from portal.cases.view import case_view
 from portal.db import DbSession
 from portal.licences import kinds, service
 from portal.licences.schemas import ApplicationIn, LicenceIn, LicenceListOut, LicenceOut
@@ -70,4 +70,4 @@ def api_apply(
     )
     if not created:
         response.status_code = 200
-    return cases.case_view(session, case=case, item=kinds.item_for_case(session, case))
+    return case_view(session, case=case, item=kinds.item_for_case(session, case))

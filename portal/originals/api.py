@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from portal.api import ApiAccount
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
+from portal.cases.view import case_view
 from portal.catalogue.models import Item
 from portal.db import DbSession
 from portal.originals import service
@@ -41,4 +42,4 @@ def api_post_originals(
         hall=body.hall,
         address=body.address.model_dump() if body.address else None,
     )
-    return cases.case_view(session, case=case, item=item)
+    return case_view(session, case=case, item=item)

@@ -226,10 +226,14 @@ def apply_received(ctx: Any, d: ReceivedIn) -> None:
     ctx.apply("originals.received", detail)
 
 
-def originals_info(session: Session, *, case: Case, item: Item) -> dict[str, Any] | None:
-    """What the case page shows: the originals asked for and a small timeline."""
+def originals_info(
+    session: Session, *, case: Case, item: Item, row: Originals | None
+) -> dict[str, Any] | None:
+    """What the case page shows: the originals asked for and a small timeline.
+
+    `row` is the case's Originals row as the caller read it (with the case's other rows).
+    """
     needed = originals_needed(item)
-    row = session.get(Originals, case.id)
     if not needed and row is None:
         return None
     info: dict[str, Any] = {

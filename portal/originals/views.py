@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.originals import carriers
 from portal.originals.models import Originals
@@ -14,10 +11,12 @@ from portal.originals.models import Originals
 ADDRESS_KEYS = ("recipient", "phone", "province", "city", "district", "detail", "postcode")
 
 
-def originals_view(session: Session, *, case: Case, item: Item) -> dict[str, Any] | None:
-    """None for an item whose originals are never checked (and nothing was received)."""
+def originals_view(item: Item, row: Originals | None) -> dict[str, Any] | None:
+    """None for an item whose originals are never checked (and nothing was received).
+
+    `row` is the case's Originals row as the caller read it (with the case's other rows).
+    """
     needed = [{"code": m["code"], "name": m["name"]} for m in item.materials if m.get("original")]
-    row = session.get(Originals, case.id)
     if not needed and row is None:
         return None
     view: dict[str, Any] = dict.fromkeys(

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from portal.api import ApiAccount, Responses
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
+from portal.cases.view import case_view
 from portal.db import DbSession
 from portal.ratings import service
 from portal.ratings.schemas import RatingIn
@@ -28,4 +29,4 @@ def api_rate(case_no: str, body: RatingIn, session: DbSession, account: ApiAccou
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
     service.rate_case(session, case=case, level=body.level, comment=body.comment, tags=body.tags)
     item = cases.item_of(session, case)  # as its kind files it, like every case answer
-    return cases.case_view(session, case=case, item=item)
+    return case_view(session, case=case, item=item)
