@@ -449,3 +449,108 @@ def jpeg_bytes(size=(40, 30)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (10, 120, 200)).save(out, "JPEG")
     return out.getvalue()
+
+
+# --- cases and stacks many test modules start from ---------------------------------------
+# Imported inside the fixtures: tests/factories.py and tests/kit.py import this module.
+
+
+@pytest.fixture
+def submitted(client, auth):
+    """A case of an item with pre-review, sent to pre-review."""
+    from tests.factories import fill_everything, new_case
+
+    item = pick_item(client, prereview=True)
+    case = new_case(client, auth, item)
+    fill_everything(client, auth, item, case["case_no"])
+    assert (
+        client.post(f"/api/v1/cases/{case['case_no']}/prereview", headers=auth).status_code == 202
+    )
+    return {"item": item, "case_no": case["case_no"]}
+
+
+@pytest.fixture
+def formal(client, auth):
+    """A case formally submitted today (no pre-review)."""
+    from tests.factories import fill_everything, new_case, two_material_item
+
+    item = two_material_item(client)
+    case_no = new_case(client, auth, item)["case_no"]
+    fill_everything(client, auth, item, case_no)
+    response = client.post(f"/api/v1/cases/{case_no}/submission", headers=auth)
+    assert response.status_code == 202, response.text
+    required = [m for m in item["materials"] if m["required"]]
+    return {"item": item, "case_no": case_no, "named": required[0], "other": required[1]}
+
+
+@pytest.fixture
+def page_target(client, person):
+    """A logged-in browser on a draft's page: the upload URL and the page's CSRF token."""
+    item = pick_item(client, prereview=True)
+    web_login(client, person)
+    page = client.get(f"/items/{item['code']}")
+    created = client.post(
+        "/cases",
+        data={"item_code": item["code"], "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    case_no = created.headers["location"].split("/")[2]
+    token = csrf_of(client.get(f"/cases/{case_no}").text)
+    code = item["materials"][0]["code"]
+    return f"/cases/{case_no}/materials/{code}/files", token, case_no
+
+
+@pytest.fixture
+def stack(tmp_path, database_url):
+    """The portal and the reference identity platform (idp/) as real servers, SSO on."""
+    from idp.app import create_app as create_idp
+    from portal.app import create_app
+    from tests.idp.flow import CLIENT_ID, CLIENT_SECRET, idp_settings
+    from tests.kit import Stack, portal_settings
+    from tests.live import ThreadServer, free_port
+
+    portal_port, idp_port = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{idp_port}"
+    callback = f"http://127.0.0.1:{portal_port}/login/sso/callback"
+    idp = create_idp(idp_settings(tmp_path / "idp", issuer, [callback]))
+    settings = portal_settings(
+        tmp_path,
+        database_url,
+        portal_port,
+        sso_issuer=issuer,
+        sso_client_id=CLIENT_ID,
+        sso_client_secret=CLIENT_SECRET,
+    )
+    app = create_app(settings)
+    with ThreadServer(idp, idp_port) as idp_server, ThreadServer(app, portal_port) as portal:
+        yield Stack(portal, idp_server, app)
+
+
+def tree(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def fs_guard(settings, tmp_path):
+    """Fails the test if a file appears outside the encrypted store, or one stays in tmp."""
+    before = tree(tmp_path)
+    yield
+    data = settings.data_dir
+    allowed_roots = (data / "blobs", data / "thumbs")
+    for path in tree(tmp_path) - before:
+        if path.parent == tmp_path and path.name.startswith("portal.db"):
+            continue  # the test database's journal
+        assert any(path.is_relative_to(root) for root in allowed_roots), path
+        assert re.fullmatch(r"[0-9a-f]{64}(\.jpg)?", path.name), path
+    assert list((data / "tmp").iterdir()) == [], "a refused upload left a temp file"
+
+
+@pytest.fixture
+def api_target(client, auth):
+    """A draft's upload URL in the JSON API."""
+    from tests.factories import new_case
+
+    item = pick_item(client, prereview=True)
+    case = new_case(client, auth, item)
+    code = item["materials"][0]["code"]
+    return f"/api/v1/cases/{case['case_no']}/materials/{code}/files"

@@ -1,4 +1,5 @@
-"""Real servers for tests: uvicorn on a loopback port, in a thread or a subprocess."""
+"""Real servers for tests: uvicorn on a loopback port, in a thread or a subprocess;
+waiting for something to happen (`wait_until`); filing a case on a running portal."""
 
 from __future__ import annotations
 
@@ -8,13 +9,43 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 
+from tests.conftest import PDF_BYTES, valid_form
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], seconds: float = 10, message: str = "condition", poll: float = 0.02
+) -> T:
+    """Poll until `predicate()` is truthy and return it; fail after `seconds` saying `message`.
+
+    Instead of a fixed sleep: a positive check returns as soon as the thing happened.
+    A negative check ("nothing else arrived") waits with this for a positive sign that
+    the system has done what it would have done (an attempt counted, a later event
+    delivered), then asserts the absence.
+    """
+    deadline = time.monotonic() + seconds
+    last: Any = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {seconds}s waiting for {message} (last: {last!r})"
+            )
+        time.sleep(poll)
 
 
 def free_port() -> int:
@@ -100,3 +131,43 @@ class ProcessServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+# --- a case on a running portal (tests/e2e/harness.py's Portal) ----------------------------
+
+
+def choose_item(portal, *, prereview: bool) -> dict:
+    for summary in portal.http.get("/api/v1/items").json()["items"]:
+        if summary["prereview"] == prereview and summary["online"]:
+            return portal.http.get(f"/api/v1/items/{summary['code']}").json()
+    raise AssertionError("no such item")
+
+
+def file_a_case(portal, *, prereview: bool) -> tuple[str, dict]:
+    item = choose_item(portal, prereview=prereview)
+    case_no = portal.post(
+        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
+    ).json()["case_no"]
+    for material in item["materials"]:
+        if material["required"]:
+            content = PDF_BYTES + f"%{material['code']}".encode()
+            r = portal.post(
+                f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
+                files={"file": ("m.pdf", content, "application/pdf")},
+            )
+            assert r.status_code == 201, r.text
+    return case_no, item
+
+
+def status_is(portal, case_no, status):
+    return lambda: portal.case(case_no)["status"] == status
+
+
+def bureau_has(bureau, case_no, status):
+    def check():
+        try:
+            return bureau.case(case_no)["status"] == status
+        except Exception:
+            return False
+
+    return check

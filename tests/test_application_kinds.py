@@ -10,10 +10,8 @@ years before is outside.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -22,11 +20,20 @@ from portal import clock
 from portal.accounts.models import Authorisation
 from portal.cases.models import Case
 from portal.exchange.models import OutboxMessage
-from tests.conftest import PDF_BYTES, bearer, csrf_of, register, valid_form, web_login
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_exchange import envelope, send
-
-FOOD = "SC0004"
+from tests.conftest import bearer, csrf_of, register, web_login
+from tests.factories import (
+    FOOD,
+    apply,
+    envelope,
+    fill_everything,
+    issue_food_licence,
+    licence_data,
+    new_case,
+    send,
+    true_today,
+    upload,
+)
+from tests.factories import approve_licence as approve
 
 
 @pytest.fixture(autouse=True)
@@ -35,57 +42,14 @@ def true_date():
     clock.shift_dates(0)  # the test clock back to the true date, whatever a test did
 
 
-def true_today() -> date:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
 def move_today_to(day: date) -> None:
     clock.shift_dates((day - true_today()).days)
-
-
-def licence_data(number: str, valid_to: date, name: str = "食品经营许可证") -> dict:
-    content = PDF_BYTES + f"%licence {number} {valid_to}".encode()
-    return {
-        "name": name,
-        "number": number,
-        "valid_from": "2026-01-05",
-        "valid_to": valid_to.isoformat(),
-        "filename": f"{number}.pdf",
-        "content_type": "application/pdf",
-        "sha256": hashlib.sha256(content).hexdigest(),
-    }
-
-
-def approve(client, case_no: str, number: str, valid_to: date):
-    licence = licence_data(number, valid_to)
-    answer = send(
-        client,
-        envelope(case_no, "case.approved", {"decision_no": f"D-{case_no}", "licence": licence}),
-    )
-    assert answer.status_code == 200, answer.text
-
-
-def issue_food_licence(client, auth, number: str, valid_to: date) -> dict:
-    """A 食品经营许可 applied for, passed, accepted and approved through the portal."""
-    item = client.get(f"/api/v1/items/{FOOD}").json()
-    case_no = new_case(client, auth, item)["case_no"]
-    fill_everything(client, auth, item, case_no)
-    assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
-    send(client, envelope(case_no, "prereview.passed", {}))
-    assert client.post(f"/api/v1/cases/{case_no}/submission", headers=auth).status_code == 202
-    send(client, envelope(case_no, "case.accepted", {"acceptance_no": f"SL-{number}"}))
-    approve(client, case_no, number, valid_to)
-    return {"item": item, "case_no": case_no, "form": valid_form(item)}
 
 
 def wallet(client, auth) -> dict:
     answer = client.get("/api/v1/licences", headers=auth)
     assert answer.status_code == 200, answer.text
     return {lic["number"]: lic for lic in answer.json()["licences"]}
-
-
-def apply(client, auth, number: str, kind: str):
-    return client.post(f"/api/v1/licences/{number}/applications", json={"kind": kind}, headers=auth)
 
 
 def case_count(db) -> int:

@@ -12,21 +12,12 @@ from sqlalchemy import func, select
 from portal.appointments import service as appointments
 from portal.appointments.models import Appointment, SlotCounter
 from portal.cases.models import Case
-from portal.cases.service import next_case_no
-from portal.catalogue.models import Hall, Item
-from portal.clock import utcnow
+from portal.catalogue.models import Item
 from portal.errors import Conflict
 from portal.exchange.models import OutboxMessage
 from tests.conftest import bearer, csrf_of, register, web_login
+from tests.factories import book, first_day, handled_case, visit_item, visit_window
 from tests.live import ThreadServer
-
-
-def visit_item(client) -> dict:
-    for summary in client.get("/api/v1/items").json()["items"]:
-        item = client.get(f"/api/v1/items/{summary['code']}").json()
-        if summary["visits"] > 0 and item["halls"]:
-            return item
-    raise AssertionError("no item needs a visit")
 
 
 def no_visit_item(client) -> dict:
@@ -34,37 +25,6 @@ def no_visit_item(client) -> dict:
         if summary["visits"] == 0 and summary["online"]:
             return client.get(f"/api/v1/items/{summary['code']}").json()
     raise AssertionError("every item needs a visit")
-
-
-def handled_case(db, account_id: int, item_code: str, status: str = "submitted") -> str:
-    """A case the bureau is handling (factory: straight into the database)."""
-    with db.session(write=True) as s, s.begin():
-        case_no = next_case_no(s)
-        s.add(
-            Case(
-                case_no=case_no,
-                account_id=account_id,
-                item_code=item_code,
-                status=status,
-                submitted_at=utcnow(),
-            )
-        )
-    return case_no
-
-
-def visit_window(db, item: dict) -> tuple[str, dict]:
-    with db.session() as s:
-        for code in (h["code"] for h in item["halls"]):
-            hall = s.get(Hall, code)
-            for window in hall.windows:
-                if window["purpose"] == "visit":
-                    return code, window
-    raise AssertionError("no visit window")
-
-
-def first_day(client, auth, case_no) -> str:
-    options = client.get(f"/api/v1/cases/{case_no}/appointment-options", headers=auth).json()
-    return options["days"][0]["date"]
 
 
 def fill_slot(db, hall: str, window: int, day: str, period: str, booked: int) -> None:
@@ -78,14 +38,6 @@ def fill_slot(db, hall: str, window: int, day: str, period: str, booked: int) ->
                 booked=booked,
             )
         )
-
-
-def book(client, auth, case_no, hall, window, day, period="am", purpose="visit"):
-    return client.post(
-        f"/api/v1/cases/{case_no}/appointments",
-        json={"purpose": purpose, "hall": hall, "window": window, "date": day, "period": period},
-        headers=auth,
-    )
 
 
 def test_book_see_and_cancel_with_events_to_the_bureau(client, person, auth, db):

@@ -12,25 +12,10 @@ from __future__ import annotations
 import httpx
 
 from idp.identities import BY_KEY
-from tests.conftest import DEV_CODES, csrf_of, make_uscc
-from tests.e2e.harness import wait_for
-from tests.test_sso import _api, _fill, _submitted_events, sso_login, stack  # noqa: F401
+from tests.conftest import csrf_of, make_uscc
+from tests.kit import code_token, sso_api, sso_fill, sso_login, sso_submitted_events
 
 LINA, HUIMIN = BY_KEY["lina"], BY_KEY["huimin"]
-
-
-def _code_token(on, phone: str) -> str:
-    """A bearer token by a `login` SMS code (an account made by SSO has no password)."""
-    before = len(DEV_CODES.codes)
-    sent = httpx.post(f"{on.url}/api/v1/verifications", json={"phone": phone, "purpose": "login"})
-    assert sent.status_code == 202
-    # The code leaves right after the answer (a real server): read it from the dev log.
-    wait_for(lambda: len(DEV_CODES.codes) > before, seconds=10, what="the dev SMS code")
-    answer = httpx.post(
-        f"{on.url}/api/v1/tokens", json={"phone": phone, "code": DEV_CODES.codes[-1]}
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["token"]
 
 
 def _formal_items(api: httpx.Client, n: int) -> list[dict]:
@@ -46,10 +31,10 @@ def _formal_items(api: httpx.Client, n: int) -> list[dict]:
 def test_an_enterprise_authorises_an_agent_who_files_for_it_until_revoked(stack):  # noqa: F811
     # The agent: a person's account, verified at level 3 through the platform.
     sso_login(stack, "lina")
-    agent = _api(stack, _code_token(stack, LINA.phone))
+    agent = sso_api(stack, code_token(stack, LINA.phone))
     # The enterprise signs in through the platform as itself (level 3).
     sso_login(stack, "huimin")
-    company = _api(stack, _code_token(stack, HUIMIN.phone))
+    company = sso_api(stack, code_token(stack, HUIMIN.phone))
     assert company.get("/api/v1/me").json()["kind"] == "enterprise"
 
     first, second, other = _formal_items(company, 2)
@@ -97,10 +82,10 @@ def test_an_enterprise_authorises_an_agent_who_files_for_it_until_revoked(stack)
     )
     assert created.status_code == 201, created.text
     case_no = created.json()["case_no"]
-    _fill(agent, case_no, first)
+    sso_fill(agent, case_no, first)
     submitted = agent.post(f"/api/v1/cases/{case_no}/submission")
     assert submitted.status_code == 202, submitted.text
-    (event,) = _submitted_events(stack, case_no)
+    (event,) = sso_submitted_events(stack, case_no)
     applicant = event["data"]["applicant"]
     assert (applicant["kind"], applicant["name"], applicant["id_number"]) == (
         "enterprise",
@@ -123,13 +108,13 @@ def test_an_enterprise_authorises_an_agent_who_files_for_it_until_revoked(stack)
     draft = agent.post(
         "/api/v1/cases", json={"item_code": second["code"], "on_behalf_of": HUIMIN.id_number}
     ).json()["case_no"]
-    _fill(agent, draft, second)
+    sso_fill(agent, draft, second)
     assert company.delete(f"/api/v1/authorisations/{auth['id']}").status_code == 204
     refused = agent.post(f"/api/v1/cases/{draft}/submission")
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "verification_required"
     assert "撤销" in refused.json()["error"]["message"]
-    assert _submitted_events(stack, draft) == []
+    assert sso_submitted_events(stack, draft) == []
     assert company.get(f"/api/v1/cases/{draft}").json()["status"] == "draft"
     assert [s["kind"] for s in agent.get("/api/v1/me").json()["subjects"]] == ["person"]
     listed = company.get("/api/v1/authorisations").json()["authorisations"]
@@ -140,7 +125,7 @@ def test_an_enterprise_authorises_an_agent_who_files_for_it_until_revoked(stack)
 
 def test_only_a_verified_legal_person_grants_and_bad_grants_say_why(stack):  # noqa: F811
     person = stack.register()
-    as_person = _api(stack, stack.token(person["phone"]).json()["token"])
+    as_person = sso_api(stack, stack.token(person["phone"]).json()["token"])
     lina = stack.register(phone=LINA.phone)
     body = {"agent_phone": lina["phone"], "items": "all", "valid_to": "2027-01-31"}
     refused = as_person.post("/api/v1/authorisations", json=body)
@@ -148,11 +133,11 @@ def test_only_a_verified_legal_person_grants_and_bad_grants_say_why(stack):  # n
 
     # An enterprise that only typed its USCC in (not verified) may not grant either.
     typed = stack.register(kind="enterprise", name="某某商贸有限公司", id_number=make_uscc())
-    as_typed = _api(stack, stack.token(typed["phone"]).json()["token"])
+    as_typed = sso_api(stack, stack.token(typed["phone"]).json()["token"])
     assert as_typed.post("/api/v1/authorisations", json=body).status_code == 403
 
     sso_login(stack, "huimin")
-    company = _api(stack, _code_token(stack, HUIMIN.phone))
+    company = sso_api(stack, code_token(stack, HUIMIN.phone))
     assert (
         company.post(
             "/api/v1/authorisations", json={**body, "agent_phone": "13900000001"}
@@ -195,7 +180,7 @@ def test_the_pages_grant_switch_subject_file_and_revoke(stack):  # noqa: F811
     )
     assert no_csrf.status_code == 403
 
-    item = _formal_items(_api(stack, _code_token(stack, LINA.phone)), 1)[0]
+    item = _formal_items(sso_api(stack, code_token(stack, LINA.phone)), 1)[0]
     granted = company_browser.post(
         "/account/authorisations",
         data={

@@ -35,10 +35,8 @@ from tests.conftest import (
     register,
     web_login,
 )
-from tests.test_cases import new_case, upload
-from tests.test_exchange import FakeBureau, drain, submitted  # noqa: F401 - a fixture
-from tests.test_hostile_uploads import page_target  # noqa: F401 - a fixture
-from tests.test_retention import age, age_files, forget_in_library
+from tests.factories import FakeBureau, drain, new_case, upload
+from tests.kit import age, age_files, forget_in_library
 
 WAIT = 20  # seconds any step of a race may take on a busy machine
 

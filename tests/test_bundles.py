@@ -11,57 +11,10 @@ from sqlalchemy import func, select
 from portal.exchange.models import OutboxMessage
 from portal.library.models import LibraryDocument
 from portal.materials.models import Blob, CaseFile
-from tests.conftest import PDF_BYTES, bearer, csrf_of, register, valid_form, web_login
-from tests.test_exchange import envelope, send
-
-RESTAURANT = "kbcyd"  # 开办餐饮店, named by the issue
-
-
-def items_of(client, bundle: dict) -> list[dict]:
-    return [client.get(f"/api/v1/items/{code}").json() for code in bundle["items"]]
-
-
-def shared_form(items: list[dict]) -> dict:
-    values: dict = {}
-    for item in items:
-        for name, value in valid_form(item).items():
-            values.setdefault(name, value)
-    return values
-
-
-def start(client, auth, code=RESTAURANT, form=None) -> dict:
-    response = client.post(f"/api/v1/bundles/{code}/cases", json={"form": form or {}}, headers=auth)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def upload_kind(client, auth, app_id, kind, content=PDF_BYTES, name="scan.pdf"):
-    return client.post(
-        f"/api/v1/bundle-applications/{app_id}/materials/{kind}/files",
-        files={"file": (name, content, "application/pdf")},
-        headers=auth,
-    )
-
-
-def fill(client, auth, application: dict, *, skip_deferrable=False) -> dict:
-    """Answer every field and upload one file per required material type not shared inside."""
-    bundle = client.get(f"/api/v1/bundles/{application['bundle']['code']}").json()
-    app_id = application["id"]
-    current = client.get(f"/api/v1/bundle-applications/{app_id}", headers=auth).json()
-    asked = {f["name"] for f in current["fields"]}
-    form = {k: v for k, v in shared_form(items_of(client, bundle)).items() if k in asked}
-    response = client.patch(
-        f"/api/v1/bundle-applications/{app_id}", json={"form": form}, headers=auth
-    )
-    assert response.status_code == 200, response.text
-    for group in response.json()["materials"]:
-        if not group["required"] or group["provided_by"]:
-            continue
-        if skip_deferrable and group["deferrable"]:
-            continue
-        content = PDF_BYTES + f"%{group['kind']}".encode()
-        assert upload_kind(client, auth, app_id, group["kind"], content).status_code == 201
-    return client.get(f"/api/v1/bundle-applications/{app_id}", headers=auth).json()
+from tests.conftest import PDF_BYTES, bearer, csrf_of, register, web_login
+from tests.factories import RESTAURANT, envelope, items_of, send, upload_kind
+from tests.factories import fill_bundle as fill
+from tests.factories import start_bundle as start
 
 
 def sent(db, type_="case.submitted") -> list[dict]:

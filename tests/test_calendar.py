@@ -30,9 +30,17 @@ from portal.consultations.models import Consultation
 from portal.exchange.models import OutboxMessage
 from portal.notifications.models import Message
 from tests.conftest import web_login
-from tests.test_appointments import book, handled_case, visit_item, visit_window
-from tests.test_cases import fill_everything, new_case
-from tests.test_exchange import envelope, send, status
+from tests.factories import (
+    book,
+    envelope,
+    fill_everything,
+    handled_case,
+    new_case,
+    send,
+    status,
+    visit_item,
+    visit_window,
+)
 
 # A 2027 notice as an operator would type it (the real one is not out yet): 元旦 on
 # Friday 1 January, with Saturday 2 January worked (调休) — the kind of change a notice
@@ -333,7 +341,7 @@ def test_rongque_deadline_over_new_year_is_provisional_then_recomputed(
     client, person, auth, db, monkeypatch
 ):
     from portal.cases import service as case_service
-    from tests.test_commitments import deferrable_item, ready_for_formal
+    from tests.factories import deferrable_item, ready_for_formal
 
     monkeypatch.setattr(case_service, "today_cst", lambda: date(2026, 12, 28))
     item = deferrable_item(client)

@@ -19,37 +19,7 @@ from tests.conftest import (
     valid_form,
     web_login,
 )
-
-
-def new_case(client, auth, item, form=None):
-    response = client.post(
-        "/api/v1/cases", json={"item_code": item["code"], "form": form or {}}, headers=auth
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def upload(
-    client, auth, case_no, code, content=PDF_BYTES, name="scan.pdf", ctype="application/pdf"
-):
-    return client.post(
-        f"/api/v1/cases/{case_no}/materials/{code}/files",
-        files={"file": (name, content, ctype)},
-        headers=auth,
-    )
-
-
-def fill_everything(client, auth, item, case_no, *, skip_deferrable=False):
-    assert (
-        client.patch(
-            f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}, headers=auth
-        ).status_code
-        == 200
-    )
-    for m in item["materials"]:
-        if not m["required"] or (skip_deferrable and m["deferrable"]):
-            continue
-        assert upload(client, auth, case_no, m["code"]).status_code == 201
+from tests.factories import fill_everything, new_case, upload
 
 
 def test_case_number_and_shape(client, auth):

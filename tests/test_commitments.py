@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, csrf_of, valid_form, web_login
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_exchange import envelope, send
+from tests.factories import (
+    deferrable_item,
+    envelope,
+    fill_everything,
+    item_with,
+    new_case,
+    ready_for_formal,
+    send,
+    upload,
+)
+from tests.factories import sent_data as events
 
 KEPT_KINDS = {"application_form", "id_card", "business_licence", "power_of_attorney"}
-
-
-def item_with(client, predicate) -> dict:
-    for summary in client.get("/api/v1/items").json()["items"]:
-        item = client.get(f"/api/v1/items/{summary['code']}").json()
-        if summary["online"] and predicate(item):
-            return item
-    raise AssertionError("the catalogue has no such item")
-
-
-def deferrable_item(client) -> dict:
-    return item_with(
-        client, lambda i: any(m["deferrable"] and m["required"] for m in i["materials"])
-    )
-
-
-def ready_for_formal(client, auth, item, *, skip_deferrable=True) -> str:
-    """A case with everything but its deferrable materials, past pre-review if it has one."""
-    case_no = new_case(client, auth, item)["case_no"]
-    fill_everything(client, auth, item, case_no, skip_deferrable=skip_deferrable)
-    if item["prereview"]:
-        assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
-        assert send(client, envelope(case_no, "prereview.passed", {})).status_code == 200
-    return case_no
-
-
-def events(db, type_: str, case_no: str) -> list[dict]:
-    with db.session() as s:
-        rows = s.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.event_type == type_, OutboxMessage.case_no == case_no)
-            .order_by(OutboxMessage.id)
-        ).all()
-        return [json.loads(r.payload)["data"] for r in rows]
 
 
 # --- 容缺受理 -----------------------------------------------------------------------------

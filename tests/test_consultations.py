@@ -21,29 +21,9 @@ from tests.conftest import (
     sms_code,
     web_login,
 )
-from tests.test_cases import fill_everything, new_case
-from tests.test_exchange import envelope, send
-from tests.test_sms_codes import expire_blocks
-
-
-def submitted_events(db) -> list[dict]:
-    with db.session() as s:
-        rows = s.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.event_type == "consultation.submitted")
-            .order_by(OutboxMessage.id)
-        ).all()
-        return [json.loads(r.payload) for r in rows]
-
-
-def ask(client, auth, **body):
-    payload = {
-        "kind": "consult",
-        "subject": "能否网上办理",
-        "body": "请问食品经营许可能否全程网上办理？",
-    }
-    payload.update(body)
-    return client.post("/api/v1/consultations", json=payload, headers=auth)
+from tests.factories import ask, envelope, fill_everything, new_case, send
+from tests.factories import consultation_events as submitted_events
+from tests.kit import expire_blocks
 
 
 def test_question_without_a_case_is_forwarded_with_its_time_limit(client, person, auth, db):

@@ -31,19 +31,8 @@ from pypdf.generic import (
 from portal.errors import UnsupportedType
 from portal.materials import sniff
 from portal.materials.sniff import ContentScanner, check_content, check_stored
-from tests import test_hostile_uploads as hostile
 from tests.conftest import PDF_BYTES, jpeg_bytes, png_bytes
-from tests.test_hostile_uploads import (
-    assert_clear_refusal,
-    png_bomb,
-    png_chunk,
-    stored_files_of,
-)
-
-# The upload targets and the file-system guard of the hostile-upload tests, shared.
-api_target = hostile.api_target
-page_target = hostile.page_target
-fs_guard = hostile.fs_guard
+from tests.kit import assert_clear_refusal, png_bomb, png_chunk, stored_files_of
 
 # --- building PDFs by hand -------------------------------------------------------------
 

@@ -6,69 +6,21 @@ import json
 import re
 
 import pytest
-from sqlalchemy import select
 
-from portal.exchange.models import OutboxMessage
 from tests.conftest import bearer, csrf_of, pick_item, register, web_login
-from tests.test_cases import fill_everything, new_case
-from tests.test_exchange import envelope, send
-
-GOOD_ADDRESS = {
-    "recipient": "李经办",
-    "phone": "13912345678",
-    "province": "江苏省",
-    "city": "常州市",
-    "district": "武进区",
-    "detail": "湖塘镇人民中路 88 号",
-}
-LICENCE = {
-    "name": "许可证",
-    "number": "XK-001",
-    "valid_from": "2026-11-27",
-    "filename": "XK-001.pdf",
-    "content_type": "application/pdf",
-    "sha256": "5" * 64,
-}
-
+from tests.factories import (
+    GOOD_ADDRESS,
+    accept,
+    approve,
+    bureau,
+    fill_everything,
+    new_case,
+    put_delivery,
+    submitted_case,
+)
+from tests.factories import sent_events as events
 
 # --- helpers shared by the issue-4 test files ------------------------------------------
-
-
-def bureau(client, case_no, type_, data, **kw):
-    response = send(client, envelope(case_no, type_, data, **kw))
-    assert response.status_code == 200, response.text
-    return response
-
-
-def submitted_case(client, auth, *, express: bool | None = True) -> tuple[dict, str]:
-    """A case formally submitted (an item without pre-review, so one step)."""
-    item = pick_item(client, prereview=False, express=express)
-    case_no = new_case(client, auth, item)["case_no"]
-    fill_everything(client, auth, item, case_no)
-    response = client.post(f"/api/v1/cases/{case_no}/submission", headers=auth)
-    assert response.status_code == 202, response.text
-    return item, case_no
-
-
-def accept(client, case_no):
-    bureau(client, case_no, "case.accepted", {"acceptance_no": "SL-1", "due_date": "2030-01-10"})
-
-
-def approve(client, case_no):
-    accept(client, case_no)
-    bureau(client, case_no, "case.approved", {"decision_no": "决-1", "licence": LICENCE})
-
-
-def events(db, type_, case_no=None):
-    with db.session() as session:
-        query = select(OutboxMessage).where(OutboxMessage.event_type == type_)
-        if case_no:
-            query = query.where(OutboxMessage.case_no == case_no)
-        return [json.loads(m.payload) for m in session.scalars(query.order_by(OutboxMessage.id))]
-
-
-def put_delivery(client, auth, case_no, body):
-    return client.put(f"/api/v1/cases/{case_no}/delivery", json=body, headers=auth)
 
 
 # --- divisions ----------------------------------------------------------------------------

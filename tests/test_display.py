@@ -79,7 +79,7 @@ def test_tapping_apply_twice_leaves_one_draft(client, person):
 
 def test_ticked_rongque_boxes_come_back_ticked_after_an_error(client, person, auth):
     from tests.conftest import web_login
-    from tests.test_commitments import deferrable_item, ready_for_formal
+    from tests.factories import deferrable_item, ready_for_formal
 
     item = deferrable_item(client)
     deferred = [m["code"] for m in item["materials"] if m["deferrable"] and m["required"]]

@@ -19,11 +19,23 @@ from sqlalchemy import func, select
 
 from portal.cases.models import Case
 from tests.conftest import bearer, csrf_of, pick_item, register, valid_form, web_login
-from tests.test_application_kinds import FOOD, apply, issue_food_licence, true_today
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_delivery import GOOD_ADDRESS, accept, approve, bureau, submitted_case
-from tests.test_exchange import envelope, send
-from tests.test_procedure import request_correction
+from tests.factories import (
+    FOOD,
+    GOOD_ADDRESS,
+    accept,
+    apply,
+    approve,
+    bureau,
+    envelope,
+    fill_everything,
+    issue_food_licence,
+    new_case,
+    request_correction,
+    send,
+    submitted_case,
+    true_today,
+    upload,
+)
 
 
 def case_count(db) -> int:

@@ -6,10 +6,8 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from portal.clock import CST, add_working_days
@@ -18,45 +16,7 @@ from portal.exchange import signing
 from portal.exchange.dispatcher import backoff, parse_retry_after
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, pick_item
-from tests.test_cases import fill_everything, new_case
-
-SECRET = "test-bureau-secret"
-
-
-def envelope(case_no, type_, data, *, event_id=None, occurred_at="2026-11-23T10:00:00+08:00"):
-    return {
-        "event_id": event_id or str(uuid.uuid4()),
-        "type": type_,
-        "occurred_at": occurred_at,
-        "case_no": case_no,
-        "data": data,
-    }
-
-
-def send(client, body: dict | bytes, *, secret=SECRET, t=None, header=None):
-    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json"}
-    if header is not None:
-        headers[signing.BUREAU_HEADER] = header
-    elif secret is not None:
-        headers[signing.BUREAU_HEADER] = signing.sign(secret, raw, now=t)
-    return client.post("/api/bureau/v1/events", content=raw, headers=headers)
-
-
-@pytest.fixture
-def submitted(client, auth):
-    """A case of an item with pre-review, sent to pre-review."""
-    item = pick_item(client, prereview=True)
-    case = new_case(client, auth, item)
-    fill_everything(client, auth, item, case["case_no"])
-    assert (
-        client.post(f"/api/v1/cases/{case['case_no']}/prereview", headers=auth).status_code == 202
-    )
-    return {"item": item, "case_no": case["case_no"]}
-
-
-def status(client, auth, case_no):
-    return client.get(f"/api/v1/cases/{case_no}", headers=auth).json()
+from tests.factories import FakeBureau, drain, envelope, fill_everything, new_case, send, status
 
 
 def test_signature_worked_example():
@@ -233,58 +193,6 @@ def test_backoff_and_retry_after():
         parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 24 * 3600
     )  # capped: the retry window
     assert parse_retry_after("soon") is None
-
-
-class FakeBureau:
-    """A transport that records what the dispatcher sends and answers from a script."""
-
-    def __init__(self, answers=None):
-        self.answers = list(answers or [])
-        self.events: list[dict] = []
-        self.blobs: dict[str, bytes] = {}
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        body = request.read()
-        header = request.headers.get(signing.PORTAL_HEADER)
-        assert signing.verify(SECRET, header, body), "unsigned or badly signed request"
-        if self.answers:
-            answer = self.answers.pop(0)
-            if answer != 200:
-                return httpx.Response(answer, headers={"Retry-After": "0"})
-        if request.method == "PUT":
-            sha = request.url.path.rsplit("/", 1)[1]
-            assert hashlib.sha256(body).hexdigest() == sha
-            self.blobs[sha] = body
-            return httpx.Response(201, json={"status": "stored"})
-        event = json.loads(body)
-        for material in event["data"].get("materials", []):
-            for f in material["files"]:
-                assert f["sha256"] in self.blobs, "event sent before its blob"
-        self.events.append(event)
-        return httpx.Response(200, json={"status": "ok"})
-
-
-def drain(settings, db, fake, rounds=20):
-    dispatcher = build_dispatcher(settings, db, transport=httpx.MockTransport(fake))
-
-    async def go():
-        async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as client:
-            dispatcher.client = client
-            for _ in range(rounds):
-                if not await dispatcher.run_once():
-                    await asyncio.sleep(0.01)
-                    with db.session() as session:
-                        pending = session.scalars(
-                            select(OutboxMessage).where(OutboxMessage.status == "pending")
-                        ).all()
-                    if not pending or all(
-                        p.next_attempt_at.timestamp() > time.time() + 5 for p in pending
-                    ):
-                        break
-
-    asyncio.run(go())
 
 
 def test_dispatcher_puts_blobs_first_and_keeps_case_order(client, auth, submitted, settings, db):

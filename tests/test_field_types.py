@@ -21,25 +21,12 @@ from portal.cases.models import Case
 from portal.catalogue.service import read_catalogue_file
 from portal.exchange.models import OutboxMessage
 from tests.conftest import CATALOGUE, VALID_RIC, VALID_USCC, csrf_of, valid_form, web_login
-from tests.test_bundles import fill, start
-from tests.test_cases import fill_everything, new_case
+from tests.factories import fill_bundle as fill
+from tests.factories import fill_everything, new_case
+from tests.factories import start_bundle as start
+from tests.kit import RIC_WEIGHTS, ric_check, uscc_check
 
 # --- the oracles: check digits computed from the standards ------------------------------
-
-RIC_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]  # 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, S, V, Z
-USCC_WEIGHTS = [3**i % 31 for i in range(17)]  # 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28
-
-
-def ric_check(body: str) -> str:
-    """GB 11643-1999: the 18th character of a 居民身份证号码 from its first 17 digits."""
-    return "10X98765432"[sum(int(d) * w for d, w in zip(body, RIC_WEIGHTS, strict=True)) % 11]
-
-
-def uscc_check(body: str) -> str:
-    """GB 32100-2015: the 18th character of a 统一社会信用代码 from its first 17."""
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body, USCC_WEIGHTS, strict=True))
-    return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
 def test_the_oracles_agree_with_the_published_examples():

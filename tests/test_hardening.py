@@ -19,7 +19,7 @@ from tests.conftest import (
     register,
     web_login,
 )
-from tests.test_cases import new_case, upload
+from tests.factories import new_case, upload
 
 
 def mode(path: Path) -> int:
@@ -84,7 +84,8 @@ def test_every_file_a_citizen_uploaded_is_never_cached(client, person, auth):
 
 def test_12345_submissions_are_rationed_per_account_and_per_address(app, client, person, auth):
     from portal.consultations import limits
-    from tests.test_consultations import ask, submitted_events
+    from tests.factories import ask
+    from tests.factories import consultation_events as submitted_events
 
     answers = [
         ask(client, auth, contact={"name": "李四", "phone": "13800000000"}) for _ in range(11)

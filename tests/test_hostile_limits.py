@@ -24,11 +24,8 @@ from fastapi.testclient import TestClient
 
 from portal.exchange import signing
 from tests.conftest import PDF_BYTES, pick_item, web_login
-from tests.test_bundles import start as start_bundle
-from tests.test_cases import new_case
-from tests.test_delivery import submitted_case
-from tests.test_exchange import SECRET as TEST_SECRET
-from tests.test_exchange import envelope
+from tests.factories import SECRET as TEST_SECRET
+from tests.factories import envelope, new_case, start_bundle, submitted_case
 
 MiB = 1024 * 1024
 HUGE = 256 * MiB  # what the review sent

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import pick_item
-from tests.test_cases import new_case
+from tests.factories import new_case
 
 
 @pytest.mark.parametrize(

@@ -9,47 +9,21 @@ file appeared anywhere but the encrypted store.
 from __future__ import annotations
 
 import io
-import re
 import struct
 import time
 import unicodedata
 import zlib
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import PDF_BYTES, csrf_of, jpeg_bytes, pick_item, png_bytes, web_login
-from tests.test_cases import new_case
+from tests.conftest import PDF_BYTES, jpeg_bytes, png_bytes, web_login
+from tests.kit import assert_clear_refusal, png_bomb, png_chunk, stored_files_of
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
 BOUNDARY = "----hostile7MA4YWxkTrZu0gW"
 
 
 # --- crafted files ------------------------------------------------------------------------
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid 1-bit greyscale PNG of all zeros: tiny on disk, enormous once decoded."""
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -122,66 +96,6 @@ def post_raw(client, url, body: bytes, headers=None, boundary: str = BOUNDARY):
         content=body,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **(headers or {})},
     )
-
-
-def assert_clear_refusal(response, status: int | tuple[int, ...]) -> None:
-    statuses = status if isinstance(status, tuple) else (status,)
-    assert response.status_code in statuses, (response.status_code, response.text[:500])
-    if response.headers["content-type"].startswith("application/json"):
-        message = response.json()["error"]["message"]
-    else:
-        message = response.text
-    assert CJK.search(message), message
-
-
-def tree(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.fixture
-def fs_guard(settings, tmp_path):
-    """Fails the test if a file appears outside the encrypted store, or one stays in tmp."""
-    before = tree(tmp_path)
-    yield
-    data = settings.data_dir
-    allowed_roots = (data / "blobs", data / "thumbs")
-    for path in tree(tmp_path) - before:
-        if path.parent == tmp_path and path.name.startswith("portal.db"):
-            continue  # the test database's journal
-        assert any(path.is_relative_to(root) for root in allowed_roots), path
-        assert re.fullmatch(r"[0-9a-f]{64}(\.jpg)?", path.name), path
-    assert list((data / "tmp").iterdir()) == [], "a refused upload left a temp file"
-
-
-@pytest.fixture
-def api_target(client, auth):
-    item = pick_item(client, prereview=True)
-    case = new_case(client, auth, item)
-    code = item["materials"][0]["code"]
-    return f"/api/v1/cases/{case['case_no']}/materials/{code}/files"
-
-
-@pytest.fixture
-def page_target(client, person):
-    """A logged-in browser on a draft's page: the upload URL and the page's CSRF token."""
-    item = pick_item(client, prereview=True)
-    web_login(client, person)
-    page = client.get(f"/items/{item['code']}")
-    created = client.post(
-        "/cases",
-        data={"item_code": item["code"], "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-    case_no = created.headers["location"].split("/")[2]
-    token = csrf_of(client.get(f"/cases/{case_no}").text)
-    code = item["materials"][0]["code"]
-    return f"/cases/{case_no}/materials/{code}/files", token, case_no
-
-
-def stored_files_of(client, auth, url) -> list[dict]:
-    case_no = url.split("/")[4]
-    case = client.get(f"/api/v1/cases/{case_no}", headers=auth).json()
-    return [f for m in case["materials"] for f in m["files"]]
 
 
 # --- polyglots and bombs ------------------------------------------------------------------

@@ -22,9 +22,18 @@ from sqlalchemy import select
 
 from portal.notifications.models import Message
 from tests.conftest import PDF_BYTES, bearer, csrf_of, jpeg_bytes, need, register, web_login
-from tests.test_appointments import book, first_day, handled_case, visit_item, visit_window
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_exchange import envelope, send
+from tests.factories import (
+    book,
+    envelope,
+    fill_everything,
+    first_day,
+    handled_case,
+    new_case,
+    send,
+    upload,
+    visit_item,
+    visit_window,
+)
 
 # Identifiers that belong to an account: another account must never reach what they name.
 OWNED = {

@@ -9,12 +9,16 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from portal.clock import today_cst
-from portal.exchange.licences import store_licence
 from portal.exchange.models import OutboxMessage
 from portal.materials.models import Blob, CaseFile
 from tests.conftest import PDF_BYTES, bearer, csrf_of, register, valid_form, web_login
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_exchange import envelope, send
+from tests.factories import (
+    approved_with_licence,
+    fill_everything,
+    licence_item,
+    new_case,
+    upload,
+)
 
 
 def items_sharing_a_kind(client) -> tuple[dict, dict, dict]:
@@ -133,45 +137,6 @@ def test_a_document_of_another_kind_cannot_stand_in(client, auth):
     )
     assert answer.status_code == 422
     assert "类型" in answer.json()["error"]["message"]
-
-
-def licence_item(client) -> dict:
-    """An item whose licence another item asks for as a material (e.g. 营业执照)."""
-    for summary in client.get("/api/v1/items").json()["items"]:
-        item = client.get(f"/api/v1/items/{summary['code']}").json()
-        if item["licence_name"] == "营业执照" and summary["online"]:
-            return item
-    raise AssertionError("no item issues a 营业执照")
-
-
-def approved_with_licence(client, auth, app, item, *, valid_to, number) -> str:
-    case_no = new_case(client, auth, item)["case_no"]
-    fill_everything(client, auth, item, case_no)
-    if item["prereview"]:
-        client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth)
-        send(client, envelope(case_no, "prereview.passed", {}))
-    assert client.post(f"/api/v1/cases/{case_no}/submission", headers=auth).status_code == 202
-    send(client, envelope(case_no, "case.accepted", {"acceptance_no": f"SL-{number}"}))
-    content = PDF_BYTES + f"%licence {number}".encode()
-    sha = hashlib.sha256(content).hexdigest()
-    licence = {
-        "name": "营业执照",
-        "number": number,
-        "valid_from": "2020-01-01",
-        "filename": f"{number}.pdf",
-        "content_type": "application/pdf",
-        "sha256": sha,
-    }
-    if valid_to:
-        licence["valid_to"] = valid_to
-    answer = send(
-        client,
-        envelope(case_no, "case.approved", {"decision_no": f"D-{number}", "licence": licence}),
-    )
-    assert answer.status_code == 200, answer.text
-    # What the dispatcher does once it has fetched the file from the bureau.
-    store_licence(app.state.db, app.state.store, case_no=case_no, sha256=sha, content=content)
-    return case_no
 
 
 def test_issued_licences_join_the_library_and_expired_ones_are_not_offered(client, auth, app):

@@ -17,8 +17,7 @@ from portal.exchange.models import OutboxMessage
 from portal.licences import service
 from portal.notifications.models import Message
 from tests.conftest import bearer, csrf_of, register, web_login
-from tests.test_exchange import envelope, send
-from tests.test_library import approved_with_licence, licence_item
+from tests.factories import approved_with_licence, envelope, licence_item, send
 
 # 食品经营许可's rule (《食品经营许可和备案管理办法》): renew 90 to 15 working days before expiry.
 FOOD_WINDOW = {"renewal": {"window": {"opens": 90, "closes": 15, "unit": "working_days"}}}

@@ -20,9 +20,18 @@ from portal.exchange.models import OutboxMessage
 from portal.notifications.hooks import NOTIFIED, REMINDER
 from portal.resources import TEMPLATES_DIR
 from tests.conftest import bearer, csrf_of, register, web_login
+from tests.factories import (
+    GOOD_ADDRESS,
+    FakeBureau,
+    accept,
+    approve,
+    bureau,
+    drain,
+    envelope,
+    send,
+    submitted_case,
+)
 from tests.live import free_port
-from tests.test_delivery import GOOD_ADDRESS, accept, approve, bureau, submitted_case
-from tests.test_exchange import FakeBureau, drain, envelope, send
 
 
 def sms_jobs(db):
@@ -50,7 +59,7 @@ def test_every_notified_event_has_its_own_text_template():
 def test_each_status_change_reaches_the_message_centre_and_sms(client, auth, person, db):
     # Pre-review: returned, then passed.
     from tests.conftest import pick_item
-    from tests.test_cases import fill_everything, new_case
+    from tests.factories import fill_everything, new_case
 
     item = pick_item(client, prereview=True)
     first = new_case(client, auth, item)["case_no"]

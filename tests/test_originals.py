@@ -11,9 +11,17 @@ from sqlalchemy import select
 
 from portal.delivery.models import SavedAddress
 from tests.conftest import PASSWORD, bearer, csrf_of, register, web_login
-from tests.test_cases import fill_everything, new_case
-from tests.test_delivery import GOOD_ADDRESS, approve, bureau, events, put_delivery
-from tests.test_exchange import envelope, send
+from tests.factories import (
+    GOOD_ADDRESS,
+    approve,
+    bureau,
+    envelope,
+    fill_everything,
+    new_case,
+    put_delivery,
+    send,
+)
+from tests.factories import sent_events as events
 
 PICKUP_ADDRESS = {
     "recipient": "王寄件",

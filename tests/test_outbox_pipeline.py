@@ -135,14 +135,14 @@ def test_absurd_and_long_retry_after_are_retried_within_the_window(settings, db)
 
 
 def test_a_blob_the_bureau_lost_is_put_again_before_the_retry(client, auth, settings, db):
-    from tests.test_exchange import FakeBureau, drain, submitted  # noqa: F401 - fixture
+    from tests.factories import FakeBureau, drain
 
     item = next(
         client.get(f"/api/v1/items/{s['code']}").json()
         for s in client.get("/api/v1/items").json()["items"]
         if s["prereview"]
     )
-    from tests.test_cases import fill_everything, new_case
+    from tests.factories import fill_everything, new_case
 
     case = new_case(client, auth, item)
     fill_everything(client, auth, item, case["case_no"])

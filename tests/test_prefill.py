@@ -12,30 +12,7 @@ from datetime import timedelta
 from portal.accounts.models import Account, Authorisation
 from portal.clock import today_cst
 from tests.conftest import bearer, csrf_of, make_phone, make_ric, make_uscc, register, web_login
-
-
-def items(client) -> list[dict]:
-    out = []
-    for summary in client.get("/api/v1/items").json()["items"]:
-        if summary["online"]:
-            out.append(client.get(f"/api/v1/items/{summary['code']}").json())
-    return out
-
-
-def field(item: dict, name: str) -> dict | None:
-    return next((f for f in item["fields"] if f["name"] == name), None)
-
-
-def an_item(client, *, has: tuple[str, ...], proposed: bool | None = None) -> dict:
-    """An online item with all these fields; `proposed`: whose 法定代表人 is 拟任 or not."""
-    for item in items(client):
-        if not all(field(item, n) for n in has):
-            continue
-        rep = field(item, "legal_rep_name")
-        if proposed is not None and (rep is None or rep["label"].startswith("拟") != proposed):
-            continue
-        return item
-    raise AssertionError(f"the catalogue has no online item with {has}")
+from tests.kit import an_item, field, items
 
 
 def new_case(client, auth, item, **body) -> dict:

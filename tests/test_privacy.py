@@ -26,7 +26,7 @@ from tests.conftest import (
     web_login,
 )
 from tests.idp.flow import sign_in
-from tests.test_sso import stack, to_platform  # noqa: F401  (stack: the fixture)
+from tests.kit import to_platform
 
 
 def account_row(db, account_id: int) -> Account:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import subprocess
-import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +14,8 @@ from portal.exchange.licences import store_licence
 from portal.materials.crypto import CHUNK, HEADER_LEN, MAGIC, DecryptionError, KeyRing, new_key_b64
 from portal.materials.storage import LocalBlobStore
 from tests.conftest import PDF_BYTES, jpeg_bytes, pick_item, png_bytes, web_login
-from tests.test_cases import new_case, upload
-from tests.test_exchange import envelope, send
+from tests.factories import envelope, new_case, send, upload
+from tests.kit import portal_cli
 
 PLAIN_MAGIC = (b"%PDF", b"\xff\xd8\xff", b"\x89PNG")
 MARKER = b"%%SECRET-MARKER-ID-320412199001011234"
@@ -65,7 +63,7 @@ def test_nothing_on_disk_is_a_readable_scan_or_licence(client, auth, person, app
     for content, name, ctype in scans:
         assert upload(client, auth, case_no, code, content, name, ctype).status_code == 201
     # An issued licence travels the same way (fetched by the dispatcher, then stored).
-    from tests.test_cases import fill_everything
+    from tests.factories import fill_everything
 
     other = new_case(client, auth, item)["case_no"]
     fill_everything(client, auth, item, other)
@@ -148,16 +146,6 @@ def test_tampering_truncation_and_reordering_are_detected(store):
     broken(other.path(other.put_bytes(content)).read_bytes())
     path.write_bytes(original)
     assert store.read(sha) == content
-
-
-def portal_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "portal.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_rotation_keeps_old_files_readable_and_reencrypt_moves_them(client, auth, person, settings):

@@ -26,7 +26,7 @@ from tests.conftest import (
     valid_form,
 )
 from tests.e2e.harness import wait_for
-from tests.e2e.test_case_paths import bureau_has, choose_item, status_is
+from tests.live import bureau_has, choose_item, status_is
 
 pytestmark = pytest.mark.e2e
 

@@ -7,49 +7,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
-
 from portal.clock import add_working_days, is_working_day, today_cst, working_days_left
 from tests.conftest import PDF_BYTES, csrf_of, web_login
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_commitments import events
-from tests.test_exchange import envelope, send, status
-
-
-def two_material_item(client) -> dict:
-    """An item filed without pre-review that asks for at least two materials."""
-    for summary in client.get("/api/v1/items").json()["items"]:
-        if summary["prereview"] or not summary["online"]:
-            continue
-        item = client.get(f"/api/v1/items/{summary['code']}").json()
-        if sum(m["required"] for m in item["materials"]) >= 2:
-            return item
-    raise AssertionError("the catalogue has no such item")
-
-
-@pytest.fixture
-def formal(client, auth):
-    """A case formally submitted today (no pre-review)."""
-    item = two_material_item(client)
-    case_no = new_case(client, auth, item)["case_no"]
-    fill_everything(client, auth, item, case_no)
-    response = client.post(f"/api/v1/cases/{case_no}/submission", headers=auth)
-    assert response.status_code == 202, response.text
-    required = [m for m in item["materials"] if m["required"]]
-    return {"item": item, "case_no": case_no, "named": required[0], "other": required[1]}
-
-
-def cst_at(day: date, hour: int = 10) -> str:
-    return f"{day.isoformat()}T{hour:02d}:00:00+08:00"
-
-
-def request_correction(client, case_no, code, *, day=None, due=None):
-    data = {"comment": "材料不符合法定形式", "materials": [{"code": code, "comment": "请加盖公章"}]}
-    if due:
-        data["due_date"] = due
-    body = envelope(case_no, "correction.requested", data, occurred_at=cst_at(day or today_cst()))
-    return send(client, body)
-
+from tests.factories import (
+    cst_at,
+    envelope,
+    request_correction,
+    send,
+    status,
+    upload,
+)
+from tests.factories import sent_data as events
 
 # --- 补正 after the formal submission ---------------------------------------------------
 

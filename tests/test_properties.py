@@ -24,9 +24,8 @@ from portal.cases import states
 from portal.cases.forms import FieldProblem, clean_form, clean_value, display_value
 from portal.exchange import signing
 from tests.conftest import PDF_BYTES, pick_item
-from tests.test_cases import fill_everything, new_case
-from tests.test_exchange import SECRET
-from tests.test_field_types import ric_check, uscc_check
+from tests.factories import SECRET, fill_everything, new_case
+from tests.kit import ric_check, uscc_check
 
 # --- form fields --------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.conftest import bearer, csrf_of, pick_item, register, web_login
-from tests.test_cases import new_case
-from tests.test_delivery import accept, approve, bureau, events, submitted_case
+from tests.factories import accept, approve, bureau, new_case, submitted_case
+from tests.factories import sent_events as events
 
 
 def rate(client, auth, case_no, body):
@@ -81,7 +81,7 @@ def test_bureau_reply_shows_under_the_rating(client, auth, person):
     _, case_no = submitted_case(client, auth)
     approve(client, case_no)
     # No reply before a rating.
-    from tests.test_exchange import envelope, send
+    from tests.factories import envelope, send
 
     early = send(client, envelope(case_no, "rating.reply", {"reply": "谢谢"}))
     assert early.status_code == 409

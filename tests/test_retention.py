@@ -4,7 +4,6 @@ a file leaves the disk only when nothing references it, and the dispatcher runs 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from datetime import timedelta
@@ -19,27 +18,12 @@ from portal.materials.models import Blob
 from portal.retention.schedule import RETENTION_MARKER
 from portal.retention.service import purge
 from tests.conftest import PDF_BYTES, pick_item
-from tests.test_cases import fill_everything, new_case, upload
-from tests.test_exchange import envelope, send
-from tests.test_privacy_encryption import portal_cli
+from tests.factories import envelope, fill_everything, new_case, send, upload
+from tests.kit import age, age_files, forget_in_library, portal_cli, sha
 
 
 def pdf(tag: str) -> bytes:
     return PDF_BYTES + f"%{tag}".encode()
-
-
-def sha(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def age(db, case_no: str, *, updated_days: int | None = None, finished_days: int | None = None):
-    values = {}
-    if updated_days is not None:
-        values["updated_at"] = utcnow() - timedelta(days=updated_days)
-    if finished_days is not None:
-        values["finished_at"] = utcnow() - timedelta(days=finished_days)
-    with db.session(write=True) as session, session.begin():
-        session.execute(update(Case).where(Case.case_no == case_no).values(**values))
 
 
 def age_blobs(db, days: int = 2) -> None:
@@ -47,24 +31,8 @@ def age_blobs(db, days: int = 2) -> None:
         session.execute(update(Blob).values(created_at=utcnow() - timedelta(days=days)))
 
 
-def age_files(app, days: int = 2) -> None:
-    """Every stored file last touched `days` ago, as its rows are aged: a file an upload
-    touched within a day stays (portal.materials.storage, "Why touch")."""
-    store = app.state.store
-    then = time.time() - days * 86_400
-    for sha256, _ in list(store.stored()):
-        os.utime(store.path(sha256), (then, then))
-
-
 def on_disk(app, content: bytes) -> bool:
     return app.state.store.exists(sha(content))
-
-
-def forget_in_library(client, auth, content: bytes) -> None:
-    """The citizen deletes a document from their 材料库 (every upload lands there)."""
-    for doc in client.get("/api/v1/library", headers=auth).json()["documents"]:
-        if doc["sha256"] == sha(content):
-            assert client.delete(f"/api/v1/library/{doc['id']}", headers=auth).status_code == 204
 
 
 def draft_with(client, auth, item, content: bytes) -> str:

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import PDF_BYTES, bearer, pick_item
-from tests.test_cases import new_case, upload
+from tests.factories import new_case, upload
 
 EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "5"))
 CHECKS = [

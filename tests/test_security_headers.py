@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from portal.accounts.models import LoginSession
 from portal.clock import utcnow
 from tests.conftest import PDF_BYTES, csrf_of, jpeg_bytes, pick_item, register, web_login
-from tests.test_cases import new_case, upload
+from tests.factories import new_case, upload
 
 
 def answers_of_every_kind(client: TestClient, person: dict, auth: dict) -> dict[str, object]:

@@ -17,7 +17,7 @@ from portal.accounts.models import Authorisation, KeptForm, LoginSession
 from portal.cases.models import Case
 from portal.clock import today_cst, utcnow
 from tests.conftest import csrf_of, make_uscc, pick_item, register, web_login
-from tests.test_prefill import an_item
+from tests.kit import an_item
 
 RESTORED = "您的登录已超时，刚才填写的内容已为您保留，请核对后重新提交"
 TIMED_OUT = "您的登录已超时，请重新登录"

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from portal.cases.models import Case
 from tests.conftest import PDF_BYTES, pick_item
-from tests.test_cases import new_case
+from tests.factories import new_case
 
 BOUNDARY = "slowphoneboundary"
 

@@ -32,6 +32,7 @@ from tests.conftest import (
     register,
     sms_code,
 )
+from tests.kit import expire_blocks
 from tests.live import ThreadServer, free_port
 
 NEW_PASSWORD = "another-horse-7"
@@ -58,18 +59,6 @@ def new_body(**overrides):
         "password": PASSWORD,
         **overrides,
     }
-
-
-def expire_blocks(db, prefix: str) -> None:
-    """Move the throttle buckets of `prefix` into the past, as if their time had gone by."""
-    from portal.accounts.models import ThrottleBucket
-
-    with db.session(write=True) as session, session.begin():
-        for bucket in session.scalars(
-            select(ThrottleBucket).where(ThrottleBucket.key.startswith(prefix))
-        ):
-            bucket.blocked_until = None
-            bucket.window_start -= timedelta(hours=2)
 
 
 # --- registration --------------------------------------------------------------------------

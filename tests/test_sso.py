@@ -18,7 +18,6 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 import idp.app as idp_app
-from idp.app import create_app as create_idp
 from idp.identities import BY_KEY
 from portal.accounts.models import Account
 from portal.app import create_app
@@ -26,105 +25,19 @@ from portal.exchange.models import OutboxMessage
 from portal.notifications.models import Message
 from portal.settings import Settings
 from tests.conftest import PASSWORD, csrf_of, make_phone, make_ric
-from tests.idp.flow import CLIENT_ID, CLIENT_SECRET, idp_settings, sign_in
+from tests.idp.flow import CLIENT_ID, CLIENT_SECRET
+from tests.kit import (
+    Stack,
+    portal_settings,
+    sso_api,
+    sso_fill,
+    sso_login,
+    sso_submitted_events,
+    to_platform,
+)
 from tests.live import ThreadServer, free_port
 
 FAILED = "登录信息校验未通过"
-
-
-class Stack:
-    def __init__(self, portal: ThreadServer, idp: ThreadServer, app) -> None:
-        self.portal, self.idp, self.app = portal, idp, app
-        self.url = portal.url
-
-    def browser(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=True, timeout=30)
-
-    def accounts(self) -> list[Account]:
-        with self.app.state.db.session() as s:
-            return list(s.scalars(select(Account).order_by(Account.id)))
-
-    def account(self, account_id: int) -> Account:
-        with self.app.state.db.session() as s:
-            account = s.get(Account, account_id)
-            assert account is not None
-            return account
-
-    def register(self, **body: Any) -> dict[str, Any]:
-        person = {
-            "kind": "person",
-            "name": "吴测试",
-            "id_number": make_ric(),
-            "phone": make_phone(),
-            "password": PASSWORD,
-            **body,
-        }
-        answer = httpx.post(f"{self.url}/api/v1/accounts", json=person)
-        assert answer.status_code == 201, answer.text
-        return {**person, "account_id": answer.json()["account_id"]}
-
-    def token(self, phone: str, password: str = PASSWORD) -> httpx.Response:
-        return httpx.post(f"{self.url}/api/v1/tokens", json={"phone": phone, "password": password})
-
-    def me(self, phone: str, password: str = PASSWORD) -> dict[str, Any]:
-        token = self.token(phone, password).json()["token"]
-        answer = httpx.get(f"{self.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-
-def portal_settings(tmp_path, database_url, port: int, **sso: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "portal",
-        database_url=database_url,
-        secret_key="test-secret-key-" + "x" * 32,
-        bureau_url="http://bureau.invalid",
-        bureau_secret="test-bureau-secret",
-        public_url=f"http://127.0.0.1:{port}",
-        dispatcher=False,
-        **sso,
-    ).prepare()
-
-
-@pytest.fixture
-def stack(tmp_path, database_url):
-    portal_port, idp_port = free_port(), free_port()
-    issuer = f"http://127.0.0.1:{idp_port}"
-    callback = f"http://127.0.0.1:{portal_port}/login/sso/callback"
-    idp = create_idp(idp_settings(tmp_path / "idp", issuer, [callback]))
-    settings = portal_settings(
-        tmp_path,
-        database_url,
-        portal_port,
-        sso_issuer=issuer,
-        sso_client_id=CLIENT_ID,
-        sso_client_secret=CLIENT_SECRET,
-    )
-    app = create_app(settings)
-    with ThreadServer(idp, idp_port) as idp_server, ThreadServer(app, portal_port) as portal:
-        yield Stack(portal, idp_server, app)
-
-
-def to_platform(stack: Stack, browser: httpx.Client, next: str = "/account") -> httpx.Response:
-    """The portal's SSO link, followed to the platform's login page."""
-    page = browser.get("/login/sso", params={"next": next})
-    assert page.status_code == 200, page.text[:300]
-    assert str(page.url).startswith(stack.idp.url + "/authorize?")
-    assert page.url.params["code_challenge_method"] == "S256"
-    assert page.url.params["state"] and page.url.params["nonce"]
-    return page
-
-
-def sso_login(stack: Stack, key: str, browser: httpx.Client | None = None, next="/account"):
-    """Sign in at the platform; on a first sign-in, agree on the portal's consent page."""
-    browser = browser or stack.browser()
-    answer = sign_in(browser, to_platform(stack, browser, next), key)
-    if answer.url.path == "/login/sso/consent":
-        answer = browser.post(
-            "/login/sso/consent",
-            data={"csrf_token": csrf_of(answer.text), "privacy_consent": "true", "action": "agree"},
-        )
-    return browser, answer
 
 
 def test_sign_in_creates_an_account_and_the_next_sign_in_reuses_it(stack):
@@ -425,25 +338,6 @@ def test_me_needs_a_token(stack):
 # --- the identity rule of formal submission (identity.md, "Rules the portal keeps") -------
 
 
-def _api(stack: Stack, token: str):
-    headers = {"Authorization": f"Bearer {token}"}
-    return httpx.Client(base_url=stack.url, headers=headers, timeout=30)
-
-
-def _fill(api: httpx.Client, case_no: str, item: dict) -> None:
-    """Every field and every required file of the case in."""
-    from tests.conftest import PDF_BYTES, valid_form
-
-    assert api.patch(f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}).status_code == 200
-    for m in item["materials"]:
-        if m["required"]:
-            answer = api.post(
-                f"/api/v1/cases/{case_no}/materials/{m['code']}/files",
-                files={"file": ("扫描件.pdf", PDF_BYTES, "application/pdf")},
-            )
-            assert answer.status_code == 201, answer.text
-
-
 def _ready_case(api: httpx.Client, *, prereview: bool) -> tuple[str, dict]:
     """A case of an item with (or without) 网上预审, every field and required file in."""
     for summary in api.get("/api/v1/items").json()["items"]:
@@ -453,25 +347,15 @@ def _ready_case(api: httpx.Client, *, prereview: bool) -> tuple[str, dict]:
     answer = api.post("/api/v1/cases", json={"item_code": item["code"]})
     assert answer.status_code == 201, answer.text
     case_no = answer.json()["case_no"]
-    _fill(api, case_no, item)
+    sso_fill(api, case_no, item)
     return case_no, item
-
-
-def _submitted_events(stack: Stack, case_no: str) -> list[dict]:
-    with stack.app.state.db.session() as s:
-        rows = s.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.case_no == case_no, OutboxMessage.event_type == "case.submitted"
-            )
-        ).all()
-        return [json.loads(r.payload) for r in rows]
 
 
 def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(stack):
     lina = BY_KEY["lina"]
     # An account that only typed its name and number in, with lina's phone.
     person = stack.register(phone=lina.phone, name=lina.name, id_number=lina.id_number)
-    api = _api(stack, stack.token(person["phone"]).json()["token"])
+    api = sso_api(stack, stack.token(person["phone"]).json()["token"])
     case_no, _ = _ready_case(api, prereview=False)
 
     refused = api.post(f"/api/v1/cases/{case_no}/submission")
@@ -480,7 +364,7 @@ def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(s
     assert error["code"] == "verification_required"
     assert "统一身份认证" in error["message"] and "2 级" in error["message"]
     assert api.get(f"/api/v1/cases/{case_no}").json()["status"] == "draft"
-    assert _submitted_events(stack, case_no) == []
+    assert sso_submitted_events(stack, case_no) == []
 
     # The check-your-answers page says so before the button, with the way to verify.
     browser = stack.browser()
@@ -507,7 +391,7 @@ def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(s
     assert "提交前请先核验身份" not in page.text
     accepted = api.post(f"/api/v1/cases/{case_no}/submission")
     assert accepted.status_code == 202, accepted.text
-    (event,) = _submitted_events(stack, case_no)
+    (event,) = sso_submitted_events(stack, case_no)
     verified = event["data"]["applicant"]["verified"]
     assert (verified["by"], verified["level"]) == ("sso", lina.level)
 
@@ -515,7 +399,7 @@ def test_formal_submission_needs_level_2_then_goes_with_the_verified_applicant(s
 def test_a_number_taken_back_by_its_owner_stops_the_other_accounts_draft(stack):
     wangfang = BY_KEY["wangfang"]
     typed = stack.register(id_number=wangfang.id_number)  # another phone, her number
-    api = _api(stack, stack.token(typed["phone"]).json()["token"])
+    api = sso_api(stack, stack.token(typed["phone"]).json()["token"])
     case_no, _ = _ready_case(api, prereview=True)
     sso_login(stack, "wangfang")  # the owner signs in: the number moves to her account
     refused = api.post(f"/api/v1/cases/{case_no}/prereview")

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from portal.status.service import qr_svg, status_path
 from tests.conftest import csrf_of, pick_item, web_login
-from tests.test_cases import new_case
-from tests.test_delivery import GOOD_ADDRESS, accept, approve, submitted_case
+from tests.factories import GOOD_ADDRESS, accept, approve, new_case, submitted_case
 
 
 def lookup(client, case_no, last4):

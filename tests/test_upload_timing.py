@@ -18,7 +18,7 @@ import time
 from pypdf import PdfWriter
 
 from tests.conftest import bearer, pick_item, register
-from tests.test_cases import new_case, upload
+from tests.factories import new_case, upload
 
 RUNS = 10  # pairs; each case's material takes at most 20 files
 

@@ -17,8 +17,7 @@ from pypdf import PdfReader
 
 from portal.resources import CATALOGUE_FILE
 from tests.conftest import PDF_BYTES, csrf_of, jpeg_bytes, pick_item, png_bytes, web_login
-from tests.test_cases import new_case, upload
-from tests.test_procedure import formal, request_correction  # noqa: F401 - fixture
+from tests.factories import new_case, request_correction, upload
 
 COLOURS = [(200, 30, 30), (30, 160, 60), (30, 60, 200)]
 
@@ -317,7 +316,7 @@ def test_api_upload_is_unchanged_one_file(client, auth, draft):
 
 
 def test_a_supplement_upload_lands_on_its_material_too(client, auth, person):
-    from tests.test_commitments import deferrable_item, ready_for_formal
+    from tests.factories import deferrable_item, ready_for_formal
 
     item = deferrable_item(client)
     code = next(m["code"] for m in item["materials"] if m["deferrable"] and m["required"])

@@ -22,8 +22,7 @@ import re
 import pytest
 
 from tests.conftest import pick_item, web_login
-from tests.test_cases import new_case
-from tests.test_consultations import ask
+from tests.factories import ask, new_case
 
 # --- detectors --------------------------------------------------------------------------
 

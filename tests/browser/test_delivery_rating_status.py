@@ -10,9 +10,9 @@ import re
 import pytest
 
 from portal.status.service import qr_svg
-from tests.browser.conftest import CHROMIUM, PHONE, check_page
-from tests.conftest import PASSWORD, PDF_BYTES, valid_form
+from tests.browser.conftest import CHROMIUM, check_page
 from tests.e2e.harness import wait_for
+from tests.kit_browser import check_page_without_js, draft_with_materials, log_in, new_phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -23,62 +23,6 @@ def choose_item(portal) -> dict:
         if summary["express"] and not summary["prereview"] and summary["online"]:
             return portal.http.get(f"/api/v1/items/{summary['code']}").json()
     raise AssertionError("the catalogue has no item with express and without pre-review")
-
-
-def draft_with_materials(portal, item) -> str:
-    case_no = portal.post(
-        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
-    ).json()["case_no"]
-    for material in item["materials"]:
-        if material["required"]:
-            content = PDF_BYTES + f"%{material['code']}".encode()
-            response = portal.post(
-                f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
-                files={"file": ("m.pdf", content, "application/pdf")},
-            )
-            assert response.status_code == 201, response.text
-    return case_no
-
-
-def new_phone(browser, *, javascript: bool):
-    """A phone-sized page like the `phone` fixture's, optionally with JavaScript off."""
-    context = browser.new_context(
-        viewport=PHONE,
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-        java_script_enabled=javascript,
-    )
-    page = context.new_page()
-    page.outside_requests = []
-
-    def guard(route):
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            page.outside_requests.append(url)
-            route.abort()
-
-    page.route("**/*", guard)
-    return page
-
-
-def check_page_without_js(page, probe, name: str) -> None:
-    """axe needs JavaScript, which `page` has off: the same DOM, scripts removed, is
-    checked in `probe` (a JavaScript page on the same origin, so the CSS applies)."""
-    html = re.sub(r"<script\b[^>]*>.*?</script>", "", page.content(), flags=re.S)
-    probe.set_content(html, wait_until="load")
-    check_page(probe, name)
-
-
-def log_in(page, base, person):
-    page.goto(base + "/login")
-    page.fill("#f-phone", person["phone"])
-    page.fill("#f-password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r"/cases$"))
 
 
 def fill_contact(page):

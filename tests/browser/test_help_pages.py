@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from tests.browser.test_delivery_rating_status import check_page_without_js, new_phone
 from tests.conftest import DEV_CODES, make_phone
+from tests.kit import expire_blocks
+from tests.kit_browser import check_page_without_js, new_phone
 from tests.live import ThreadServer
-from tests.test_sms_codes import expire_blocks
 
 pytestmark = pytest.mark.browser
 

@@ -20,12 +20,11 @@ from idp.identities import BY_KEY
 from portal.app import create_app
 from portal.clock import today_cst
 from tests.browser.conftest import check_page
-from tests.browser.test_delivery_rating_status import new_phone
 from tests.conftest import DEV_CODES, PASSWORD, PDF_BYTES, make_phone, valid_form
 from tests.idp.flow import CLIENT_ID, CLIENT_SECRET, idp_settings
+from tests.kit import code_token, portal_settings
+from tests.kit_browser import new_phone
 from tests.live import ThreadServer, free_port
-from tests.test_authorisations import _code_token
-from tests.test_sso import portal_settings
 
 pytestmark = pytest.mark.browser
 
@@ -148,7 +147,7 @@ def test_register_reset_sso_authorise_file_and_revoke(browser, tmp_path, databas
         # 4. The legal person authorises lina for two items.
         agent_api = httpx.Client(
             base_url=base,
-            headers={"Authorization": f"Bearer {_code_token(On(base), LINA.phone)}"},
+            headers={"Authorization": f"Bearer {code_token(On(base), LINA.phone)}"},
             timeout=30,
         )
         first, second = formal_items(agent_api, 2)

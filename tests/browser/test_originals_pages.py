@@ -10,13 +10,8 @@ import re
 import pytest
 
 from tests.browser.conftest import CHROMIUM, check_page
-from tests.browser.test_delivery_rating_status import (
-    check_page_without_js,
-    draft_with_materials,
-    log_in,
-    new_phone,
-)
 from tests.e2e.harness import wait_for
+from tests.kit_browser import check_page_without_js, draft_with_materials, log_in, new_phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

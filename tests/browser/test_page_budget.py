@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from tests.browser.conftest import CHROMIUM_ARGS, OUTPUT, PHONE  # noqa: F401
 from tests.conftest import PASSWORD, PDF_BYTES, jpeg_bytes, valid_form
 from tests.e2e.harness import wait_for
-from tests.e2e.test_case_paths import file_a_case
+from tests.live import file_a_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

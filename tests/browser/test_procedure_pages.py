@@ -9,7 +9,7 @@ import pytest
 from tests.browser.conftest import check_page
 from tests.conftest import PASSWORD, PDF_BYTES
 from tests.e2e.harness import wait_for
-from tests.e2e.test_case_paths import file_a_case
+from tests.live import file_a_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

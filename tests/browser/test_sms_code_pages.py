@@ -8,8 +8,8 @@ import re
 import pytest
 
 from tests.browser.conftest import check_page
-from tests.browser.test_delivery_rating_status import check_page_without_js, new_phone
 from tests.conftest import DEV_CODES, PASSWORD, make_phone, make_ric, register
+from tests.kit_browser import check_page_without_js, new_phone
 from tests.live import ThreadServer
 
 pytestmark = pytest.mark.browser

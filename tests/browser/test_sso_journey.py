@@ -13,8 +13,8 @@ from idp.identities import BY_KEY
 from portal.app import create_app
 from tests.browser.conftest import check_page
 from tests.idp.flow import CLIENT_ID, CLIENT_SECRET, idp_settings
+from tests.kit import portal_settings
 from tests.live import ThreadServer, free_port
-from tests.test_sso import portal_settings
 
 pytestmark = pytest.mark.browser
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests.browser.conftest import OUTPUT, check_page
 from tests.conftest import PASSWORD, PDF_BYTES, pick_item, register
+from tests.factories import new_case
 from tests.live import ThreadServer
-from tests.test_cases import new_case
 
 pytestmark = pytest.mark.browser
 

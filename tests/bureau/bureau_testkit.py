@@ -257,3 +257,22 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+# --- the staff console's sign-in ------------------------------------------------------
+
+
+def staff_login(bureau: Bureau) -> None:
+    page = bureau.client.get("/staff/login")
+    response = bureau.client.post(
+        "/staff/login",
+        data={
+            "username": STAFF_USER,
+            "password": STAFF_PASSWORD,
+            "next": "/staff/",
+            "csrf_token": csrf_of(page.text),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/staff/"

@@ -62,11 +62,11 @@ def test_the_held_size_is_the_plaintext_size(bureau: Bureau, size: int) -> None:
 
 
 def test_the_console_preview_is_decrypted(bureau: Bureau) -> None:
-    from tests.bureau.test_console import _login
+    from tests.bureau.bureau_testkit import staff_login
 
     body = b"\x89PNG\r\n\x1a\n" + MARKER
     assert _put(bureau, body, "image/png").status_code == 201
-    _login(bureau)
+    staff_login(bureau)
     preview = bureau.client.get(f"/staff/files/{hashlib.sha256(body).hexdigest()}?name=照片.png")
     assert preview.status_code == 200 and preview.content == body
     assert (

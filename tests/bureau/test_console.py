@@ -4,25 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.bureau.bureau_testkit import STAFF_PASSWORD, STAFF_USER, Bureau, csrf_of
+from tests.bureau.bureau_testkit import STAFF_PASSWORD, STAFF_USER, Bureau, csrf_of, staff_login
 
 HTML = {"Accept": "text/html"}
-
-
-def _login(bureau: Bureau) -> None:
-    page = bureau.client.get("/staff/login")
-    response = bureau.client.post(
-        "/staff/login",
-        data={
-            "username": STAFF_USER,
-            "password": STAFF_PASSWORD,
-            "next": "/staff/",
-            "csrf_token": csrf_of(page.text),
-        },
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/staff/"
 
 
 def test_pages_need_a_signed_in_clerk(bureau: Bureau) -> None:
@@ -63,7 +47,7 @@ def test_login_without_csrf_token_is_refused(bureau: Bureau) -> None:
 
 def test_action_through_the_html_form(bureau: Bureau) -> None:
     case_no = bureau.new_case(stage="formal")
-    _login(bureau)
+    staff_login(bureau)
     queue = bureau.client.get("/staff/?status=submitted")
     assert queue.status_code == 200
     assert case_no in queue.text
@@ -110,7 +94,7 @@ def test_action_through_the_html_form(bureau: Bureau) -> None:
 
 def test_return_form_collects_material_comments(bureau: Bureau) -> None:
     case_no = bureau.new_case()
-    _login(bureau)
+    staff_login(bureau)
     token = csrf_of(bureau.client.get(f"/staff/cases/{case_no}").text)
     bureau.client.post(
         f"/staff/cases/{case_no}/actions/return",
@@ -143,7 +127,7 @@ def test_consultations_outbox_and_files(make_bureau: Callable[..., Bureau]) -> N
             "contact": {"name": "王五", "phone": "13700137000"},
         },
     )
-    _login(bureau)
+    staff_login(bureau)
     page = bureau.client.get("/staff/consultations")
     assert "窗口排队太久" in page.text
     token = csrf_of(page.text)
@@ -169,7 +153,7 @@ def test_consultations_outbox_and_files(make_bureau: Callable[..., Bureau]) -> N
 
 
 def test_logout(bureau: Bureau) -> None:
-    _login(bureau)
+    staff_login(bureau)
     token = csrf_of(bureau.client.get("/staff/").text)
     bureau.client.post("/staff/logout", data={"csrf_token": token})
     assert bureau.client.get("/staff/", follow_redirects=False).status_code == 303
@@ -204,7 +188,7 @@ def test_bundle_shared_material_and_gaozhi_replacements_show_to_the_clerk(bureau
     stored = bureau.case(case_no)
     shared = next(m for m in stored["materials"] if m["code"] == "M03")
     assert shared["provided_by"]["case_no"] == "WJ20261201000007"
-    _login(bureau)
+    staff_login(bureau)
     page = bureau.client.get(f"/staff/cases/{case_no}").text
     assert "内部共享" in page and "WJ20261201000007" in page and "无需申请人上传" in page
     assert "以承诺代替的材料 M04、M05" in page

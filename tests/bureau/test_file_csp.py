@@ -3,8 +3,7 @@ image, and a file that slipped past the portal's check must not act with a clerk
 
 from __future__ import annotations
 
-from tests.bureau.bureau_testkit import PNG_BYTES, Bureau
-from tests.bureau.test_console import _login
+from tests.bureau.bureau_testkit import PNG_BYTES, Bureau, staff_login
 
 
 def _directives(policy: str) -> dict[str, str]:
@@ -13,7 +12,7 @@ def _directives(policy: str) -> dict[str, str]:
 
 
 def test_a_framed_pdf_may_run_no_script_and_fetch_nothing(bureau: Bureau) -> None:
-    _login(bureau)
+    staff_login(bureau)
     case_no = bureau.new_case()
     scan = bureau.case(case_no)["materials"][0]["files"][0]
     page = bureau.client.get(f"/staff/cases/{case_no}")
@@ -31,7 +30,7 @@ def test_a_framed_pdf_may_run_no_script_and_fetch_nothing(bureau: Bureau) -> Non
 
 
 def test_an_image_or_a_download_is_sandboxed_as_well(bureau: Bureau) -> None:
-    _login(bureau)
+    staff_login(bureau)
     photo = bureau.put_blob(PNG_BYTES, "image/png")
     other = bureau.put_blob(b"<html><script>alert(1)</script></html>", "text/html")
     for blob, kind in ((photo, "image/png"), (other, "application/octet-stream")):

@@ -5,8 +5,7 @@ Shapes from docs/bureau-protocol.md ("材料寄递"), written out here by hand.
 
 from __future__ import annotations
 
-from tests.bureau.bureau_testkit import Bureau, csrf_of
-from tests.bureau.test_console import _login
+from tests.bureau.bureau_testkit import Bureau, csrf_of, staff_login
 
 POSTED = {
     "method": "courier_pickup",
@@ -69,7 +68,7 @@ def test_console_shows_originals_and_signs_by_form(bureau: Bureau) -> None:
     case_no = bureau.new_case(stage="formal")
     counter = {"method": "counter", "hall": "WJ-ZWZX", "materials": []}
     assert bureau.post_event("originals.posted", case_no, counter).status_code == 200
-    _login(bureau)
+    staff_login(bureau)
     page = bureau.client.get(f"/staff/cases/{case_no}")
     assert page.status_code == 200
     assert "原件寄递" in page.text and "窗口递交" in page.text and "WJ-ZWZX" in page.text

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bureau.clock import today_cst
-from tests.bureau.bureau_testkit import Bureau, csrf_of
-from tests.bureau.test_console import _login
+from tests.bureau.bureau_testkit import Bureau, csrf_of, staff_login
 
 
 def test_correction_request_then_corrected_back_to_submitted(bureau: Bureau) -> None:
@@ -97,7 +96,7 @@ def test_clock_actions_fit_accepted_only(bureau: Bureau) -> None:
 
 def test_console_forms_for_correction_and_clock(bureau: Bureau) -> None:
     case_no = bureau.new_case(stage="formal")
-    _login(bureau)
+    staff_login(bureau)
     page = bureau.client.get(f"/staff/cases/{case_no}")
     assert "通知补正（一次性告知）" in page.text
     token = csrf_of(page.text)

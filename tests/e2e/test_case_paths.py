@@ -8,47 +8,11 @@ from datetime import timedelta
 import pytest
 
 from portal.clock import today_cst
-from tests.conftest import PDF_BYTES, valid_form
+from tests.conftest import PDF_BYTES
 from tests.e2e.harness import wait_for
+from tests.live import bureau_has, file_a_case, status_is
 
 pytestmark = pytest.mark.e2e
-
-
-def choose_item(portal, *, prereview: bool) -> dict:
-    for summary in portal.http.get("/api/v1/items").json()["items"]:
-        if summary["prereview"] == prereview and summary["online"]:
-            return portal.http.get(f"/api/v1/items/{summary['code']}").json()
-    raise AssertionError("no such item")
-
-
-def file_a_case(portal, *, prereview: bool) -> tuple[str, dict]:
-    item = choose_item(portal, prereview=prereview)
-    case_no = portal.post(
-        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
-    ).json()["case_no"]
-    for material in item["materials"]:
-        if material["required"]:
-            content = PDF_BYTES + f"%{material['code']}".encode()
-            r = portal.post(
-                f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
-                files={"file": ("m.pdf", content, "application/pdf")},
-            )
-            assert r.status_code == 201, r.text
-    return case_no, item
-
-
-def status_is(portal, case_no, status):
-    return lambda: portal.case(case_no)["status"] == status
-
-
-def bureau_has(bureau, case_no, status):
-    def check():
-        try:
-            return bureau.case(case_no)["status"] == status
-        except Exception:
-            return False
-
-    return check
 
 
 def to_prereview(portal, bureau, prereview=True):

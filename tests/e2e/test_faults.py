@@ -14,8 +14,7 @@ import pytest
 from portal.exchange import signing
 from tests.e2e.harness import SECRET, wait_for
 from tests.e2e.proxy import FaultProxy
-from tests.e2e.test_case_paths import file_a_case
-from tests.live import ThreadServer
+from tests.live import ThreadServer, file_a_case
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PASSWORD, PDF_BYTES, valid_form
 from tests.e2e.harness import wait_for
-from tests.e2e.test_case_paths import bureau_has, status_is
+from tests.live import bureau_has, status_is
 
 pytestmark = pytest.mark.e2e
 

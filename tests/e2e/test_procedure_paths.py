@@ -14,7 +14,7 @@ from portal.clock import add_working_days, is_working_day, today_cst
 from portal.exchange import signing
 from tests.conftest import PDF_BYTES
 from tests.e2e.harness import SECRET, wait_for
-from tests.e2e.test_case_paths import bureau_has, file_a_case, status_is
+from tests.live import bureau_has, file_a_case, status_is
 
 pytestmark = pytest.mark.e2e
 
