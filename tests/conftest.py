@@ -105,14 +105,73 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "PORTAL_TEST_DATABASE_URL is set, as in CI's second pass): "
             + ", ".join(item.nodeid for item in left)
         )
-    if not left:
-        return
-    config.hook.pytest_deselected(items=left)
-    gone = set(map(id, left))
-    items[:] = [item for item in items if id(item) not in gone]
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        gone = set(map(id, left))
+        items[:] = [item for item in items if id(item) not in gone]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = slow_first(items, workers)
+
+
+# The longest tests (seconds on the 2-core CI machine, four workers), longest first. A
+# test that starts last makes the whole run wait for it, so these start first, one at a
+# time on each worker. A node id prefix: a file, or one test of it. Not a list to keep
+# exact: a slow test missing here only costs time; `--durations` shows the current ones.
+SLOW_TESTS = (
+    "tests/browser/test_page_budget.py",  # 108
+    "tests/test_lighthouse.py",  # 50-85
+    "tests/test_schemathesis.py",  # 75
+    "tests/test_properties.py::test_random_event_sequences_follow_the_status_table",  # 50
+    "tests/test_packaging.py",  # 50
+    "tests/test_metrics.py::test_workers_share_their_counts",  # 60 with its set-up
+    "tests/browser/test_bundle_journey.py",  # 46
+    "tests/test_retention.py::test_untouched_drafts_go_after_30_days",  # 45
+    "tests/e2e/test_licence_life.py",  # 44
+    "tests/e2e/test_faults.py::test_bureau_refusing_then_503_then_recovering",  # 44
+    "tests/browser/test_delivery_rating_status.py",  # 36
+    "tests/test_privacy_logs.py",  # 27
+    "tests/test_properties.py::test_cleaning_a_value",  # 25
+    "tests/test_calendar.py::test_due_date_over_new_year",  # 25
+    "tests/browser/test_first_journey.py",  # 22
+    "tests/browser/test_originals_pages.py",  # 22
+)
+
+
+def slow_first(items: list, workers: int) -> list:
+    """SLOW_TESTS at the head of every worker's share, longest first, the rest after them.
+
+    pytest-xdist's worksteal hands worker i the i-th of `workers` contiguous slices of
+    the collection, and idle workers steal from the tail of others' slices: a slow test
+    at a slice's head starts at once, one near a tail may start last. The order is a
+    function of the collection alone, as xdist needs it to be the same on every worker.
+    """
+
+    def rank(item) -> int:
+        return next(
+            (n for n, prefix in enumerate(SLOW_TESTS) if item.nodeid.startswith(prefix)),
+            len(SLOW_TESTS),
+        )
+
+    slow = sorted((i for i in items if rank(i) < len(SLOW_TESTS)), key=rank)
+    chosen = set(map(id, slow))
+    rest = [i for i in items if id(i) not in chosen]
+    workers = max(1, workers)
+    heads: list[list] = [[] for _ in range(workers)]
+    for n, item in enumerate(slow):
+        heads[n % workers].append(item)
+    # Slice sizes as xdist cuts them: each takes the remainder's fair share in turn.
+    ordered: list = []
+    left = len(items)
+    for n, head in enumerate(heads):
+        size = left // (workers - n)
+        left -= size
+        fill = max(0, size - len(head))
+        ordered += head + rest[:fill]
+        rest = rest[fill:]
+    return ordered + rest
 
 
 # --- identity numbers that pass their check digits ----------------------------------------
@@ -183,12 +242,40 @@ def template_db(tmp_path_factory, catalogue_file) -> str | None:
     return str(path)
 
 
-CATALOGUE_TABLES = ("items", "halls", "bundles", "alembic_version")
+# Kept between tests: the catalogue (tests only read it, or reload a changed one) and
+# the migrations' own table. catalogue_version is the catalogue's change token.
+CATALOGUE_TABLES = ("items", "halls", "bundles", "catalogue_version", "alembic_version")
+_engines: dict[str, Any] = {}
+_catalogue_prints: dict[str, str] = {}
+
+
+def _engine(url: str):
+    """One pooled engine per database for the resets: a new connection per test costs more
+    than the reset itself."""
+    if url not in _engines:
+        _engines[url] = create_engine(url, pool_size=1)
+    return _engines[url]
+
+
+def _catalogue_print(conn) -> str:
+    """A digest of every catalogue row: equal digests, equal catalogues."""
+    return ":".join(
+        conn.scalar(
+            text(f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.code), '')) FROM {t} t")
+        )
+        for t in ("items", "halls", "bundles")
+    )
 
 
 def _reset_postgres(url: str, catalogue_file) -> None:
-    """Empty every table but the catalogue's; (re)load the catalogue, which tests only read."""
-    engine = create_engine(url)
+    """Empty every table but the catalogue's; (re)load the catalogue if a test changed it.
+
+    Only the tables a test wrote to are truncated: TRUNCATE takes a few milliseconds per
+    table even when it is empty, which made the reset cost more than most tests. A table
+    counts as written when it has rows or its sequence has been used (a test that deleted
+    its own rows), so every table ends as TRUNCATE … RESTART IDENTITY would leave it.
+    """
+    engine = _engine(url)
     with engine.begin() as conn:
         tables = [
             r[0]
@@ -197,10 +284,28 @@ def _reset_postgres(url: str, catalogue_file) -> None:
             )
             if r[0] not in CATALOGUE_TABLES
         ]
-        if tables:
+        probe = " UNION ALL ".join(
+            f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables
+        )
+        written = set(conn.scalars(text(probe))) if tables else set()
+        written |= set(
+            conn.scalars(
+                text(
+                    "SELECT t.relname FROM pg_sequences ps"
+                    " JOIN pg_class s ON s.relname = ps.sequencename AND s.relkind = 'S'"
+                    " JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass"
+                    " JOIN pg_class t ON t.oid = d.refobjid"
+                    " WHERE ps.schemaname = current_schema() AND ps.last_value IS NOT NULL"
+                )
+            )
+        )
+        written &= set(tables)
+        if written:
             conn.execute(
                 text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                    "TRUNCATE "
+                    + ", ".join(f'"{t}"' for t in sorted(written))
+                    + " RESTART IDENTITY CASCADE"
                 )
             )
         # A test may have loaded a changed catalogue (an extra item, hall or bundle):
@@ -213,12 +318,15 @@ def _reset_postgres(url: str, catalogue_file) -> None:
             conn.execute(
                 text(f"DELETE FROM {table} WHERE NOT (code = ANY(:codes))"), {"codes": codes}
             )
-    engine.dispose()
+        if _catalogue_prints.get(url) == _catalogue_print(conn):
+            return
     db = Database(url)
     with db.session(write=True) as session, session.begin():
         # Cheap when nothing changed: the loader compares before it writes.
         load_catalogue(session, catalogue=catalogue_file)
     db.dispose()
+    with engine.connect() as conn:
+        _catalogue_prints[url] = _catalogue_print(conn)
 
 
 @pytest.fixture

@@ -171,3 +171,35 @@ def bureau_has(bureau, case_no, status):
             return False
 
     return check
+
+
+# --- what a running portal's outbox holds (read from its database) ----------------------
+
+
+def outbox_counts(database_url: str, kind: str = "bureau_event") -> dict[str, int]:
+    """{status: messages, "attempts": tries so far} of the portal's outbox, read from the
+    database the running portal writes: a positive sign to wait for before a negative
+    check, e.g. every message delivered, so nothing can be sent twice afterwards."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT status, count(*), coalesce(sum(attempts), 0) FROM outbox"
+                    " WHERE kind = :kind GROUP BY status"
+                ),
+                {"kind": kind},
+            ).all()
+    finally:
+        engine.dispose()
+    counts = {status: n for status, n, _ in rows}
+    counts["attempts"] = sum(tries for _, _, tries in rows)
+    return counts
+
+
+def outbox_settled(database_url: str, expected: int) -> bool:
+    """Every one of `expected` bureau events recorded as delivered, none waiting."""
+    counts = outbox_counts(database_url)
+    return counts.get("delivered", 0) == expected and not counts.get("pending")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import timedelta
 
 import httpx
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from portal.clock import utcnow
 from portal.exchange.models import OutboxMessage
 from portal.exchange.outbox import DEAD, enqueue_event
-from tests.live import BIN, ProcessServer, ThreadServer, free_port
+from tests.live import BIN, ProcessServer, ThreadServer, free_port, wait_until
 
 
 def scrape(client: TestClient) -> str:
@@ -171,14 +170,17 @@ def test_workers_share_their_counts_and_log_json_with_the_request_id(served):
 
     # One JSON object per log line, carrying the request id the client sent.
     httpx.get(served.url + "/items", headers={"X-Request-ID": "bench42abc"})
-    deadline = time.monotonic() + 5
-    line = None
-    while time.monotonic() < deadline and line is None:
+
+    def logged() -> dict | None:
         for raw in served.log.read_text().splitlines():
             if '"bench42abc"' in raw:
-                line = json.loads(raw)
-        time.sleep(0.1)
-    assert line is not None, served.log.read_text()[-2000:]
+                return json.loads(raw)
+        return None
+
+    try:
+        line = wait_until(logged, 5, "the request's log line", poll=0.1)
+    except AssertionError:
+        raise AssertionError(served.log.read_text()[-2000:]) from None
     assert line["request_id"] == "bench42abc"
     assert line["path"] == "/items" and line["status"] == 200 and line["method"] == "GET"
     assert re.match(r"\d{4}-\d\d-\d\dT", line["ts"])

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from tests.conftest import (
     valid_form,
 )
 from tests.e2e.harness import STAFF
-from tests.live import BIN, ROOT, ProcessServer, free_port, wait_until_up
+from tests.live import BIN, ROOT, ProcessServer, free_port, wait_until, wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -264,9 +263,7 @@ def test_two_serve_processes_and_two_workers_behind_nginx_lose_and_duplicate_not
         events = bureau.get("/staff/api/v1/received").json()["events"]
         return [e for e in events if e["type"] == "case.submitted"]
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(submitted()) < CASES:
-        time.sleep(0.5)
+    wait_until(lambda: len(submitted()) >= CASES, 60, f"{CASES} cases at the bureau", poll=0.5)
     events = submitted()
     at_bureau = [e["case_no"] for e in events]
     assert sorted(set(at_bureau)) == sorted(filed), (

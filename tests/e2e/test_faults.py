@@ -14,7 +14,7 @@ import pytest
 from portal.exchange import signing
 from tests.e2e.harness import SECRET, wait_for
 from tests.e2e.proxy import FaultProxy
-from tests.live import ThreadServer, file_a_case
+from tests.live import ThreadServer, file_a_case, outbox_counts, outbox_settled, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,11 @@ def test_bureau_refusing_then_503_then_recovering(system):
     # The portal starts while nothing listens on the back office's port: connections are refused.
     portal = system.start_portal()
     numbers = file_many(portal, 50)
-    time.sleep(1.5)  # several refused attempts happen meanwhile
+    wait_until(
+        lambda: outbox_counts(system.database_url)["attempts"] >= 3,
+        seconds=20,
+        message="several refused attempts",
+    )
 
     # The real back office comes up on another port; a proxy on the portal's configured
     # back-office port answers 503 with Retry-After first, then forwards.
@@ -50,7 +54,9 @@ def test_bureau_refusing_then_503_then_recovering(system):
         assert sum(proxy.delivered.values()) == 0
         proxy.mode = "forward"
         wait_for(lambda: len(proxy.delivered) >= 50, seconds=90, what="all 50 events delivered")
-        time.sleep(1)
+        # Before counting duplicates: the portal has recorded every event as delivered, so
+        # none is still on its way to be sent again.
+        wait_until(lambda: outbox_settled(system.database_url, 50), message="the outbox to settle")
     received = [e for e in bureau.received() if e["type"] == "case.submitted"]
     assert sorted(e["case_no"] for e in received) == sorted(numbers)
     assert all(count == 1 for count in proxy.delivered.values()), "an event was delivered twice"
@@ -171,7 +177,7 @@ def test_two_workers_on_postgres_send_nothing_twice(system, database_url):
                 seconds=180,
                 what="200 events through two workers",
             )
-            time.sleep(1)
+            wait_until(lambda: outbox_settled(database_url, 200), message="the outbox to settle")
         finally:
             for w in workers:
                 w.terminate()
