@@ -29,6 +29,7 @@ from tests.factories import (
     envelope,
     fill_everything,
     issue_food_licence,
+    make_case,
     new_case,
     request_correction,
     send,
@@ -160,9 +161,8 @@ def test_item_page_offers_a_started_draft_and_a_new_one_only_on_purpose(client, 
 
 
 def test_nobody_sees_another_accounts_drafts(client, auth, person):
-    item = pick_item(client, prereview=False)
-    case_no = new_case(client, auth, item, form={})["case_no"]
-    fill_everything(client, auth, item, case_no)
+    case = make_case(client, auth, "draft", prereview=False)
+    item, case_no = case["item"], case["case_no"]
     web_login(client, register(client, name="李四"))
     page = client.get(f"/items/{item['code']}")
     assert case_no not in page.text and 'id="drafts"' not in page.text
@@ -192,9 +192,7 @@ def test_my_cases_groups_drafts_first_with_what_each_still_needs(client, auth, p
     complete = new_case(client, auth, item)["case_no"]
     fill_everything(client, auth, item, complete)
     _, in_progress = submitted_case(client, auth)
-    _, finished = submitted_case(client, auth)
-    accept(client, finished)
-    bureau(client, finished, "case.denied", {"reason": "不符合条件"})
+    finished = make_case(client, auth, "denied", prereview=False, express=True)["case_no"]
 
     web_login(client, person)
     page = client.get("/cases")

@@ -16,7 +16,16 @@ from portal.exchange import signing
 from portal.exchange.dispatcher import backoff, parse_retry_after
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, pick_item
-from tests.factories import FakeBureau, drain, envelope, fill_everything, new_case, send, status
+from tests.factories import (
+    FakeBureau,
+    drain,
+    envelope,
+    fill_everything,
+    make_case,
+    new_case,
+    send,
+    status,
+)
 
 
 def test_signature_worked_example():
@@ -164,16 +173,7 @@ def test_accepted_without_due_date_counts_working_days(client, auth):
 
 
 def test_withdraw_after_acceptance_is_409(client, auth):
-    item = pick_item(client, prereview=False)
-    case = new_case(client, auth, item)
-    fill_everything(client, auth, item, case["case_no"])
-    client.post(f"/api/v1/cases/{case['case_no']}/submission", headers=auth)
-    send(
-        client,
-        envelope(
-            case["case_no"], "case.accepted", {"acceptance_no": "SL2", "due_date": "2026-12-31"}
-        ),
-    )
+    case = make_case(client, auth, "accepted", prereview=False)
     assert (
         client.post(f"/api/v1/cases/{case['case_no']}/withdrawal", headers=auth).status_code == 409
     )

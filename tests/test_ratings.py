@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import bearer, csrf_of, pick_item, register, web_login
-from tests.factories import accept, approve, bureau, new_case, submitted_case
+from tests.factories import accept, approve, bureau, make_case, submitted_case
 from tests.factories import sent_events as events
 
 
@@ -20,14 +20,12 @@ def test_rating_before_the_case_is_finished_is_409(client, auth):
     assert rate(client, auth, case_no, {"level": 5}).status_code == 409
     # A draft deleted before it was sent: finished, but never the bureau's to be rated.
     item = pick_item(client, prereview=False)
-    draft = new_case(client, auth, item)["case_no"]
-    assert client.post(f"/api/v1/cases/{draft}/withdrawal", headers=auth).status_code == 200
+    draft = make_case(client, auth, "withdrawn", item=item)["case_no"]
     assert rate(client, auth, draft, {"level": 5}).status_code == 409
 
 
 def test_rules_of_a_rating_and_one_per_case(client, auth, db):
-    _, case_no = submitted_case(client, auth)
-    approve(client, case_no)
+    case_no = make_case(client, auth, "approved", prereview=False)["case_no"]
     missing = rate(client, auth, case_no, {"level": 2})
     assert missing.status_code == 422
     assert "原因" in missing.json()["error"]["fields"]["comment"]
@@ -61,16 +59,14 @@ def test_rules_of_a_rating_and_one_per_case(client, auth, db):
 
 def test_gbt39046_code_is_six_minus_level(client, auth, db):
     for level in (5, 4, 3):
-        _, case_no = submitted_case(client, auth)
-        approve(client, case_no)
+        case_no = make_case(client, auth, "approved", prereview=False)["case_no"]
         assert rate(client, auth, case_no, {"level": level}).status_code == 201
         [sent] = events(db, "rating.submitted", case_no)
         assert sent["data"] == {"level": level, "code": 6 - level}
 
 
 def test_rejected_and_withdrawn_cases_can_be_rated(client, auth):
-    _, rejected = submitted_case(client, auth)
-    bureau(client, rejected, "case.rejected", {"reason": "不属于本机关受理范围"})
+    rejected = make_case(client, auth, "rejected", prereview=False)["case_no"]
     assert rate(client, auth, rejected, {"level": 1, "comment": "没说清楚"}).status_code == 201
     _, withdrawn = submitted_case(client, auth)
     assert client.post(f"/api/v1/cases/{withdrawn}/withdrawal", headers=auth).status_code == 200
@@ -78,8 +74,7 @@ def test_rejected_and_withdrawn_cases_can_be_rated(client, auth):
 
 
 def test_bureau_reply_shows_under_the_rating(client, auth, person):
-    _, case_no = submitted_case(client, auth)
-    approve(client, case_no)
+    case_no = make_case(client, auth, "approved", prereview=False)["case_no"]
     # No reply before a rating.
     from tests.factories import envelope, send
 
@@ -142,8 +137,7 @@ def test_rating_page_large_choices_errors_then_thanks(client, auth, person, db):
 
 
 def test_another_accounts_case_is_404(client, auth):
-    _, case_no = submitted_case(client, auth)
-    approve(client, case_no)
+    case_no = make_case(client, auth, "approved", prereview=False)["case_no"]
     stranger = bearer(client, register(client, name="陌生人"))
     theirs = rate(client, stranger, case_no, {"level": 5})
     missing = rate(client, stranger, "WJ20000101000001", {"level": 5})
@@ -153,8 +147,7 @@ def test_another_accounts_case_is_404(client, auth):
 
 def test_a_rating_is_checked_before_it_is_sent(client, auth, person, db):
     """Check your answers: the check page keeps nothing; back to the form keeps the choices."""
-    _, case_no = submitted_case(client, auth)
-    approve(client, case_no)
+    case_no = make_case(client, auth, "approved", prereview=False)["case_no"]
     web_login(client, person)
     token = csrf_of(client.get(f"/cases/{case_no}/rating").text)
     answers = {"csrf_token": token, "level": "2", "comment": "窗口排队太久", "tags": ["等待时间长"]}
