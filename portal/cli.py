@@ -129,6 +129,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_catalogue_load(args: argparse.Namespace) -> int:
     from portal import migrations
+    from portal.catalogue.cache import CHECK_SECONDS
     from portal.catalogue.service import load_catalogue, read_catalogue_file
     from portal.db import Database
     from portal.resources import CATALOGUE_FILE
@@ -148,6 +149,8 @@ def cmd_catalogue_load(args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print("\n".join(report.lines()))
+    # Each process keeps the catalogue in memory and compares its version once a second.
+    print(f"运行中的门户进程将在 {CHECK_SECONDS:g} 秒内采用新的事项清单。")
     return 0
 
 

@@ -125,6 +125,7 @@ def test_a_load_by_another_process_shows_on_every_running_app(tmp_path, settings
         }
         result = _portal("catalogue", "load", str(changed), env=env)
         assert result.returncode == 0, result.stderr
+        assert "运行中的门户进程将在 1 秒内采用新的事项清单" in result.stdout
         loaded = time.monotonic()
         # Within the documented bound (plus the time of the request itself) on both.
         deadline = loaded + cache.CHECK_SECONDS + 0.5

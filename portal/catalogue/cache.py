@@ -224,13 +224,15 @@ class CatalogueCache:
         if _changed_here(session):  # its autoflush just wrote catalogue rows
             return Snapshot(session, token=None)
         if snapshot is None or snapshot.token != token:
-            with self._reload:  # one reload at a time; the others take the one it made
-                snapshot = self._snapshot
-                if snapshot is None or snapshot.token != token:
-                    # Read after the token, in the same session: a load committed in between
-                    # leaves the newer rows under the older token, so the next check reloads.
-                    snapshot = Snapshot(session, token)
-                    self._snapshot = snapshot
+            with self._reload:  # one reload at a time
+                if self._snapshot is not snapshot:
+                    # Another request reloaded meanwhile: take its snapshot; should it be
+                    # the older one, the next check (within check_seconds) reloads.
+                    return self._snapshot or Snapshot(session, token)
+                # Read after the token, in the same session: a load committed in between
+                # leaves the newer rows under the older token, so the next check reloads.
+                snapshot = Snapshot(session, token)
+                self._snapshot = snapshot
         self._checked_at, self._checked_changes = checked_at, changes
         return snapshot
 
