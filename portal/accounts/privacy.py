@@ -31,7 +31,7 @@ from portal.appointments.models import Appointment
 from portal.bundles.models import BundleApplication
 from portal.cases import states
 from portal.cases.models import Case
-from portal.catalogue.models import Item
+from portal.catalogue.service import all_items
 from portal.clock import utcnow
 from portal.consultations.models import Consultation
 from portal.db import Database
@@ -83,7 +83,7 @@ def export_data(session: Session, *, account: Account) -> dict[str, Any]:
             .order_by(Case.id)
         )
     )
-    items = {i.code: i for i in session.scalars(select(Item))} if cases else {}
+    items = {i.code: i for i in all_items(session)} if cases else {}
     case_rows = []
     for case in cases:
         view = case_view(session, case=case, item=items[case.item_code])

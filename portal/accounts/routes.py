@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 
 from portal.accounts import authorisations, identity, privacy, service
 from portal.accounts.filing import VERIFIED_LEVEL
-from portal.catalogue.models import Item
+from portal.catalogue.service import all_items
 from portal.db import DbSession, RowId
 from portal.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from portal.verification.service import CodeProof
@@ -190,7 +189,7 @@ AUTH_LABELS = {"agent_phone": "经办人手机号码", "items": "授权事项", 
 
 
 def _authorisations_page(request, session, account, status_code=200, **extra):
-    items = session.scalars(select(Item).where(Item.online).order_by(Item.code)).all()
+    items = [i for i in all_items(session) if i.online]
     context = {
         "rows": authorisations.listed(session, account=account),
         "items": items,

@@ -15,7 +15,7 @@ from portal.appointments.schemas import (
 )
 from portal.cases import service as cases
 from portal.catalogue.models import Hall
-from portal.catalogue.service import filed_item
+from portal.catalogue.service import filed_item, get_hall
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import NotFound
@@ -62,7 +62,7 @@ def api_options(case_no: str, session: DbSession, account: ApiAccount) -> dict:
 @router.get("/appointment-slots", response_model=SlotsOut, responses=R404 | R422)
 def api_slots(session: DbSession, hall: str, window: int, date: str) -> dict:
     """Free places of one window on one day, morning and afternoon (public)."""
-    found = session.get(Hall, hall[:32]) if "\x00" not in hall else None
+    found = get_hall(session, hall[:32]) if "\x00" not in hall else None
     spec = next((w for w in (found.windows if found else []) if w["number"] == window), None)
     if found is None or spec is None:
         raise NotFound("没有这个大厅窗口。", code="window_not_found")

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request
 
 from portal.appointments import service
 from portal.cases import service as cases
-from portal.catalogue.models import Hall
-from portal.catalogue.service import filed_item
+from portal.catalogue.service import filed_item, get_hall
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
@@ -155,7 +154,7 @@ def book(request: Request, case_no: str, session: DbSession, account: LoggedIn, 
         return _form_page(
             request, session, case, item, values, {key: exc.message}, exc.message, 409
         )
-    hall_row = session.get(Hall, appointment.hall_code)
+    hall_row = get_hall(session, appointment.hall_code)
     flash(
         request,
         f"预约成功：{appointment.date.month}月{appointment.date.day}日"

@@ -30,7 +30,7 @@ from portal.appointments.models import Appointment, SlotCounter
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Hall, Item
-from portal.catalogue.service import halls_of
+from portal.catalogue.service import get_hall, halls_of
 from portal.clock import calendar_covers, is_working_day, today_cst, utcnow
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
@@ -369,7 +369,7 @@ def case_appointments(session: Session, *, case: Case) -> list[Appointment]:
 
 
 def appointment_view(session: Session, appointment: Appointment) -> dict[str, Any]:
-    hall = session.get(Hall, appointment.hall_code)
+    hall = get_hall(session, appointment.hall_code)
     window: dict[str, Any] = next(
         (w for w in (hall.windows if hall else []) if w["number"] == appointment.window), {}
     )

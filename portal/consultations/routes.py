@@ -15,7 +15,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from portal.cases import service as cases
 from portal.cases import states
 from portal.cases.models import Case
-from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.clock import utcnow
 from portal.consultations import limits, service
 from portal.db import DbSession
@@ -44,7 +44,7 @@ def _case_options(session, account) -> list[tuple[str, str]]:
         return []
     rows = []
     for case in cases.list_own_cases(session, account=account):
-        item = session.get(Item, case.item_code)
+        item = find_item(session, case.item_code)
         label = states.STATUS_LABELS[case.status]
         rows.append((case.case_no, f"{case.case_no} {item.name if item else ''}（{label}）"))
     return rows

@@ -9,7 +9,7 @@ from portal.api import ApiAccount, described
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
 from portal.cases.view import case_view
-from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.delivery import service
 from portal.delivery.divisions import tree
@@ -33,7 +33,7 @@ def api_choose_delivery(
 ) -> dict:
     """Choose express post (`address`) or pickup at a hall (`hall`); may change until shipped."""
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     service.choose_delivery(
         session,

@@ -16,7 +16,7 @@ from portal.cases import service as cases
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Item
-from portal.catalogue.service import halls_of
+from portal.catalogue.service import find_item, halls_of
 from portal.db import DbSession
 from portal.delivery import service
 from portal.delivery.divisions import tree
@@ -41,7 +41,7 @@ LABELS = {
 
 
 def _item(session, case: Case) -> Item:
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     return item
 

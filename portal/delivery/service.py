@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.models import Case
-from portal.catalogue.models import Hall, Item
-from portal.catalogue.service import halls_of
+from portal.catalogue.models import Item
+from portal.catalogue.service import get_hall, halls_of
 from portal.clock import utcnow
 from portal.delivery.divisions import Division, postal_text, tree
 from portal.delivery.models import Delivery, SavedAddress
@@ -249,7 +249,7 @@ def checked_choice(
 
 def preview(session: Session, *, method: str, values: dict[str, Any]) -> dict[str, Any]:
     """What the check page shows of a choice not yet kept (`checked_choice` values)."""
-    hall = session.get(Hall, values["hall_code"]) if values["hall_code"] else None
+    hall = get_hall(session, values["hall_code"]) if values["hall_code"] else None
     place = postal_text(values["province"] or "", values["city"] or "", values["district"] or "")
     return {
         "method_label": METHODS[method],
@@ -264,7 +264,7 @@ def preview(session: Session, *, method: str, values: dict[str, Any]) -> dict[st
 def summary_text(session: Session, delivery: Delivery) -> str:
     """One line for the timeline: where the licence goes, without the phone number."""
     if delivery.method == "pickup":
-        hall = session.get(Hall, delivery.hall_code) if delivery.hall_code else None
+        hall = get_hall(session, delivery.hall_code) if delivery.hall_code else None
         return f"窗口领取：{hall.name if hall else delivery.hall_code}"
     place = postal_text(delivery.province or "", delivery.city or "", delivery.district or "")
     return f"快递寄送：{place}{delivery.detail or ''}，收件人 {mask_name(delivery.recipient)}"
@@ -379,7 +379,7 @@ def delivery_info_given(
         ) + (delivery.detail or "")
         info["recipient"] = f"{delivery.recipient}，{mask_phone(delivery.phone)}"
     if delivery.method == "pickup" and delivery.hall_code:
-        hall = session.get(Hall, delivery.hall_code)
+        hall = get_hall(session, delivery.hall_code)
         info["hall"] = hall
     if delivery.delivered_at is not None:
         info["state"] = "delivered"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Account
 from portal.cases.models import Case
 from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.clock import today_cst, utcnow
 from portal.errors import Conflict, Invalid, NotFound
 from portal.library.models import LibraryDocument
@@ -94,7 +95,7 @@ def keep_licence(session: Session, *, case: Case) -> LibraryDocument | None:
     blob = session.get(Blob, licence.get("sha256", ""))
     if not licence.get("stored") or blob is None or blob.content_type not in ATTACHABLE:
         return None
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     valid_to = licence.get("valid_to")
     return _keep(

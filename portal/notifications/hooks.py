@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.models import Case, TimelineEntry
-from portal.catalogue.models import Hall
+from portal.catalogue.service import get_hall
 from portal.delivery.models import Delivery
 from portal.licences.kinds import item_for_case
 from portal.notifications.models import Message
@@ -99,7 +99,7 @@ def notify(session: Session, *, case: Case, event: str, detail: str = "") -> lis
     """One message in the centre and one SMS about `event` of `case`, to each recipient."""
     item = item_for_case(session, case)  # 食品经营许可（延续） for a renewal
     delivery = session.get(Delivery, case.id)
-    hall = session.get(Hall, delivery.hall_code) if delivery and delivery.hall_code else None
+    hall = get_hall(session, delivery.hall_code) if delivery and delivery.hall_code else None
     context = {
         "case": case,
         "item": item,

@@ -10,7 +10,7 @@ from portal.api import ApiAccount
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
 from portal.cases.view import case_view
-from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.originals import service
 from portal.originals.schemas import OriginalsIn
@@ -30,7 +30,7 @@ def api_post_originals(
 ) -> dict:
     """Post the originals (carrier and waybill number) or bring them; may change until received."""
     case = cases.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     service.post_originals(
         session,

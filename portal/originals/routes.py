@@ -15,7 +15,7 @@ from portal.accounts.models import Account
 from portal.cases import service as cases
 from portal.cases.models import Case
 from portal.catalogue.models import Item
-from portal.catalogue.service import halls_of
+from portal.catalogue.service import find_item, halls_of
 from portal.db import DbSession
 from portal.delivery import service as delivery
 from portal.delivery.routes import cascade
@@ -45,7 +45,7 @@ NEW_ADDRESS = "new"
 
 
 def _item(session, case: Case) -> Item:
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     return item
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Hall, Item
-from portal.catalogue.service import halls_of
+from portal.catalogue.service import get_hall, halls_of
 from portal.clock import utcnow
 from portal.delivery.divisions import postal_text
 from portal.delivery.service import clean_address, remember_address
@@ -177,7 +177,7 @@ def post_originals(
 def summary_text(session: Session, row: Originals) -> str:
     """One line for the timeline, without the phone number."""
     if row.method == "counter":
-        hall = session.get(Hall, row.hall_code) if row.hall_code else None
+        hall = get_hall(session, row.hall_code) if row.hall_code else None
         return f"窗口递交原件：{hall.name if hall else row.hall_code}"
     text = f"{carriers.carrier_name(row.carrier)} 单号 {row.tracking_no}"
     if row.method == "courier_pickup" and row.address:
@@ -191,7 +191,7 @@ def summary_text(session: Session, row: Originals) -> str:
 
 def preview(session: Session, *, values: dict[str, Any]) -> dict[str, Any]:
     """What the check page shows of a choice not yet kept (`checked_originals` values)."""
-    hall = session.get(Hall, values["hall_code"]) if values["hall_code"] else None
+    hall = get_hall(session, values["hall_code"]) if values["hall_code"] else None
     address = values["address"]
     return {
         "method_label": METHODS[values["method"]],
@@ -261,7 +261,7 @@ def originals_info(
             }
         )
     elif row.method == "counter":
-        hall = session.get(Hall, row.hall_code) if row.hall_code else None
+        hall = get_hall(session, row.hall_code) if row.hall_code else None
         place = f"{hall.name}（{hall.address}）" if hall else row.hall_code
         steps.append({"label": "将到窗口递交", "at": row.posted_at, "text": place})
     if row.received_at is not None:

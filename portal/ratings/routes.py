@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from portal.cases import service as cases
-from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
 from portal.ratings import service
@@ -47,7 +47,7 @@ def _check(session, case) -> None:
 def rating_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
     case = cases.get_own_case(session, account=account, case_no=case_no)
     _check(session, case)
-    return _form(request, case, session.get(Item, case.item_code))
+    return _form(request, case, find_item(session, case.item_code))
 
 
 def _submitted(form) -> dict:
@@ -66,7 +66,7 @@ def rating_check(
 ):
     """Check your answers: a rating is given once and cannot be changed."""
     case = cases.get_own_case(session, account=account, case_no=case_no)
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     values = _submitted(form)
     try:
         level, comment, tags = service.check_rating(
@@ -98,7 +98,7 @@ def rating_edit(
 ):
     case = cases.get_own_case(session, account=account, case_no=case_no)
     _check(session, case)
-    return _form(request, case, session.get(Item, case.item_code), _submitted(form))
+    return _form(request, case, find_item(session, case.item_code), _submitted(form))
 
 
 @router.post("/cases/{case_no}/rating")
@@ -117,7 +117,7 @@ def rating_submit(
         )
     except Invalid as exc:
         session.rollback()
-        item = session.get(Item, case.item_code)
+        item = find_item(session, case.item_code)
         return _form(request, case, item, values, exc.fields, exc.message, 422)
     flash(request, "感谢您的评价，我们已转给审批局。审批局的回复会显示在办件页面，并通知您。")
     return redirect(f"/cases/{case.case_no}#rating")

@@ -11,7 +11,7 @@ from portal.accounts.models import Account
 from portal.cases import pages, states
 from portal.cases import service as cases
 from portal.cases.models import Case
-from portal.catalogue.models import Item
+from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.delivery.service import delivery_info
 from portal.errors import Conflict, Invalid, NotFound, Throttled
@@ -145,7 +145,7 @@ def status_link_redirect(request: Request, case_no: str, session: DbSession, acc
 def receipt_page(request: Request, case_no: str, session: DbSession, account: LoggedIn):
     """The printable receipt (回执): print CSS, no PDF."""
     case = _submitted_case(session, account, case_no)
-    item = session.get(Item, case.item_code)
+    item = find_item(session, case.item_code)
     assert item is not None
     settings = request.app.state.settings
     url = service.status_url(settings, case.case_no)
