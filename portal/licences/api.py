@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from portal.api import ApiAccount, described
 from portal.cases.schemas import CaseOut
@@ -15,14 +17,26 @@ router = APIRouter(prefix="/api/v1", tags=["licences"])
 R401 = described(401, "未登录")
 
 
-@router.get("/licences", response_model=LicenceListOut, responses=R401)
-def api_licences(session: DbSession, account: ApiAccount) -> dict:
-    """Every licence the caller holds, with its status today."""
-    return {
-        "licences": [
-            service.licence_view(session, lic) for lic in service.list_own(session, account=account)
+@router.get(
+    "/licences",
+    response_model=LicenceListOut,
+    responses=R401 | described(403, "not_authorised：没有代该单位办理的有效授权"),
+)
+def api_licences(
+    session: DbSession,
+    account: ApiAccount,
+    on_behalf_of: Annotated[str | None, Query(max_length=18)] = None,
+) -> dict:
+    """Every licence the caller holds, with its status today; with `on_behalf_of`, the
+    licences of that enterprise whose items the caller's authorisations cover."""
+    if on_behalf_of:
+        enterprise = service.acting_for(session, agent=account, uscc=on_behalf_of)
+        held = dict((e.id, lics) for e, lics in service.agent_licences(session, agent=account))[
+            enterprise.id
         ]
-    }
+    else:
+        held = service.list_own(session, account=account)
+    return {"licences": [service.licence_view(session, lic) for lic in held]}
 
 
 @router.post(
@@ -51,6 +65,7 @@ def api_register(body: LicenceIn, session: DbSession, account: ApiAccount) -> di
     response_model=CaseOut,
     responses=R401
     | {200: {"description": "该证照已有同类申请的草稿：返回该草稿", "model": CaseOut}}
+    | described(403, "not_authorised：on_behalf_of 的单位没有授权当前账户办理该证照的事项")
     | described(404, "没有找到该证照（或不属于当前账户）")
     | described(409, "application_not_open：现在不能申请（如不在延续申请期），message 说明原因")
     | described(422, "申请类型有误"),
@@ -66,7 +81,11 @@ def api_apply(
     """A draft case of `kind` about the caller's licence, its form filled from the licence
     and the case it was issued on."""
     case, created = service.start_application(
-        session, account=account, number=number, kind=body.kind if body else ""
+        session,
+        account=account,
+        number=number,
+        kind=body.kind if body else "",
+        on_behalf_of=body.on_behalf_of if body else None,
     )
     if not created:
         response.status_code = 200

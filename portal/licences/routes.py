@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.catalogue.models import Item
 from portal.db import DbSession
-from portal.errors import Conflict, DomainError, Invalid
+from portal.errors import Conflict, DomainError, Forbidden, Invalid
 from portal.licences import kinds, service
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
@@ -22,17 +22,23 @@ def _page(
     items = session.scalars(
         select(Item).where(Item.licence_name != "", Item.active.is_(True)).order_by(Item.code)
     ).all()
-    rows = []
-    for lic in service.list_own(session, account=account):
-        view = service.licence_view(session, lic)
-        # The one-tap buttons: what is open now, in the catalogue's order (延续 first).
-        view["buttons"] = [{"kind": k, "label": kinds.ACTION_LABELS[k]} for k in view["actions"]]
-        rows.append(view)
+    rows = [_row(session, lic) for lic in service.list_own(session, account=account)]
+    # An agent (经办人) also sees the licences of the enterprises that authorised them,
+    # and applies about them in the enterprise's name.
+    acting = [
+        {
+            "name": enterprise.name,
+            "uscc": enterprise.id_number,
+            "rows": [_row(session, lic) for lic in held],
+        }
+        for enterprise, held in service.agent_licences(session, agent=account)
+    ]
     return render(
         request,
         "licences/wallet.html",
         {
             "rows": rows,
+            "acting": acting,
             "item_options": [(i.code, f"{i.licence_name}（{i.name}）") for i in items],
             "values": values or {},
             "errors": errors or {},
@@ -40,6 +46,13 @@ def _page(
         },
         status_code=status_code,
     )
+
+
+def _row(session, lic) -> dict:
+    view = service.licence_view(session, lic)
+    # The one-tap buttons: what is open now, in the catalogue's order (延续 first).
+    view["buttons"] = [{"kind": k, "label": kinds.ACTION_LABELS[k]} for k in view["actions"]]
+    return view
 
 
 @router.get("/licences")
@@ -83,11 +96,16 @@ def apply_page(
 ):
     """One tap from the wallet: the draft of that kind, filled in, and on to its form."""
     kind = form.get("kind")
+    on_behalf_of = form.get("on_behalf_of")
     try:
         case, created = service.start_application(
-            session, account=account, number=number, kind=kind if isinstance(kind, str) else ""
+            session,
+            account=account,
+            number=number,
+            kind=kind if isinstance(kind, str) else "",
+            on_behalf_of=on_behalf_of if isinstance(on_behalf_of, str) else None,
         )
-    except (Conflict, Invalid) as exc:
+    except (Conflict, Invalid, Forbidden) as exc:
         # The wallet again, with the reason at the top (nothing was created).
         message = exc.fields.get("kind") or exc.message
         return _page(request, session, account, message=message, status_code=exc.status)

@@ -74,3 +74,9 @@ class ApplicationIn(BaseModel):
         description="renewal 延续, change 变更, cancellation 注销, reissue 补办",
         json_schema_extra={"enum": KINDS},
     )
+    on_behalf_of: str | None = Field(
+        default=None,
+        max_length=18,
+        description="统一社会信用代码 of an enterprise the caller acts for as its agent "
+        "(one of `GET /api/v1/me` `subjects`): the licence is that enterprise's",
+    )

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal.accounts import authorisations
 from portal.accounts.models import Account
 from portal.cases import states
 from portal.cases.forms import clean_form
 from portal.cases.models import Case
 from portal.catalogue.models import Item
 from portal.clock import is_working_day, today_cst, utcnow
-from portal.errors import Conflict, Invalid, NotFound
+from portal.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.licences import kinds
 from portal.licences.application import named_licence
 from portal.licences.models import Licence, LicenceReminder
@@ -272,7 +273,8 @@ def pending_case(session: Session, licence: Licence) -> Case | None:
         select(Case)
         .where(
             Case.licence_number == licence.number,
-            Case.account_id == licence.account_id,
+            # Filed by the holder, or by an agent in the holder's name.
+            or_(Case.account_id == licence.account_id, Case.on_behalf_of_id == licence.account_id),
             Case.status.not_in([states.DRAFT, *states.FINISHED]),
         )
         .order_by(Case.id.desc())
@@ -362,17 +364,69 @@ def _prefill(session: Session, licence: Licence, fields: list[dict[str, Any]]) -
     return values
 
 
-def start_application(
-    session: Session, *, account: Account, number: str, kind: str
-) -> tuple[Case, bool]:
-    """A draft of `kind` about the caller's licence, filled from it and its previous case.
+def acting_for(session: Session, *, agent: Account, uscc: str) -> Account:
+    """The enterprise with number `uscc` that has authorised `agent` for anything today;
+    `403 not_authorised` otherwise (said before any licence is looked up, so an agent
+    learns nothing about the licences of an enterprise that never authorised them)."""
+    number = (uscc or "").strip().upper()
+    for enterprise, _ in authorisations.subjects(session, account=agent)[1:]:
+        if enterprise.id_number == number:
+            return enterprise
+    raise Forbidden(
+        "您没有代该单位办理的有效授权。请由该单位通过统一身份认证登录后，在“委托授权”中授权给您。",
+        code="not_authorised",
+    )
 
-    404 for a licence that is not the caller's (like one that does not exist); 409 with
-    the reason when the kind is not open now. A draft of the same kind about the same
-    licence that is still open is returned instead of a second one (created: False).
+
+def agent_licences(session: Session, *, agent: Account) -> list[tuple[Account, list[Licence]]]:
+    """Per enterprise the agent may act for today, its licences the agent may apply about."""
+    return [
+        (enterprise, acted_for_licences(session, agent=agent, enterprise=enterprise))
+        for enterprise, _ in authorisations.subjects(session, account=agent)[1:]
+    ]
+
+
+def acted_for_licences(session: Session, *, agent: Account, enterprise: Account) -> list[Licence]:
+    """The enterprise's licences of the items the agent's authorisations cover (an agent
+    for one item does not see the others)."""
+    return [
+        lic
+        for lic in list_own(session, account=enterprise)
+        if covered(session, agent=agent, enterprise=enterprise, item_code=lic.item_code)
+    ]
+
+
+def covered(session: Session, *, agent: Account, enterprise: Account, item_code: str) -> bool:
+    try:
+        authorisations.authorisation_for(
+            session, agent=agent, uscc=enterprise.id_number or "", item_code=item_code
+        )
+    except Forbidden:
+        return False
+    return True
+
+
+def start_application(
+    session: Session, *, account: Account, number: str, kind: str, on_behalf_of: str | None = None
+) -> tuple[Case, bool]:
+    """A draft of `kind` about the caller's licence, filled from it and its previous case;
+    with `on_behalf_of` (a USCC), about that enterprise's licence, filed by the caller as
+    its agent under an authorisation covering the licence's item.
+
+    404 for a licence that is not the caller's (or the enterprise's: like one that does
+    not exist); 403 `not_authorised` when the caller may not act for the enterprise or
+    not for that item; 409 with the reason when the kind is not open now. A draft of the
+    same kind about the same licence that is still open is returned instead of a second
+    one (created: False).
     """
+    holder = acting_for(session, agent=account, uscc=on_behalf_of) if on_behalf_of else account
     # Whose licence first: another's number answers 404 whatever else the request says.
-    licence = get_own(session, account=account, number=number)
+    licence = get_own(session, account=holder, number=number)
+    authorisation = None
+    if holder is not account:
+        _, authorisation = authorisations.authorisation_for(
+            session, agent=account, uscc=holder.id_number or "", item_code=licence.item_code
+        )
     if kind not in kinds.KINDS:
         raise Invalid(
             {
@@ -410,6 +464,8 @@ def start_application(
         application_kind=kind,
         licence_number=licence.number,
         form=_prefill(session, licence, applied.fields),
+        on_behalf_of_id=None if authorisation is None else holder.id,
+        authorisation_id=None if authorisation is None else authorisation.id,
     )
     session.add(case)
     session.flush()
