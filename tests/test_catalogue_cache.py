@@ -25,7 +25,7 @@ from sqlalchemy import event, inspect
 from portal.catalogue import cache
 from portal.catalogue.models import Item
 from portal.catalogue.service import all_halls, get_item, halls_of, list_bundles
-from tests.conftest import CATALOGUE
+from tests.conftest import CATALOGUE, web_login
 
 CATALOGUE_SQL = re.compile(
     r'\b(FROM|JOIN|UPDATE|INTO)\s+"?(items|halls|bundles|catalogue_version)\b', re.IGNORECASE
@@ -72,6 +72,21 @@ def test_pages_served_again_read_no_catalogue_sql(client, db, monkeypatch):
     assert "食品经营许可" in pages["/items/SC0004"].text
     assert pages["/api/v1/items/SC0001"].json()["code"] == "SC0001"
     assert "SC0004" in [i["code"] for i in pages["/api/v1/items?q=shipin"].json()["items"]]
+
+
+def test_the_case_page_served_again_reads_no_catalogue_sql(client, db, person, auth, monkeypatch):
+    # The logged-in case page shows its item, materials and halls: all from memory.
+    monkeypatch.setattr(cache, "CHECK_SECONDS", 3600)
+    made = client.post("/api/v1/cases", json={"item_code": "SC0004", "form": {}}, headers=auth)
+    assert made.status_code == 201, made.text
+    web_login(client, person)
+    path = f"/cases/{made.json()['case_no']}"
+    assert client.get(path).status_code == 200
+    with statements(db.engine) as again:
+        page = client.get(path)
+    assert page.status_code == 200 and "食品经营许可" in page.text
+    assert again, "the page read nothing at all?"
+    assert [s for s in again if CATALOGUE_SQL.search(s)] == []
 
 
 def test_the_version_is_compared_at_most_once_a_second(client, db):
