@@ -8,6 +8,7 @@ Both read `states.permissions`, so page and API decide what to show the same way
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -68,17 +69,25 @@ def issued_licence(case: Case) -> dict[str, Any] | None:
 
 def load(session: Session, *, case: Case, item: Item) -> CaseRecords:
     """Every row the case shows: files, timeline, and its delivery, rating and originals."""
-    files = service.files_by_material(session, case=case)
     timeline = service.timeline(session, case=case)
-    # At most one row each: one statement with outer joins instead of three lookups.
-    delivery, rating, originals = session.execute(
-        select(Delivery, Rating, Originals)
+    # The rows a case has at most one of ride along with its files in one statement: a
+    # row per file (one when it has none), each repeating the same delivery, rating and
+    # originals, so the result grows with the files only, never files x anything.
+    rows = session.execute(
+        select(Delivery, Rating, Originals, CaseFile)
         .select_from(Case)
         .outerjoin(Delivery, Delivery.case_id == Case.id)
         .outerjoin(Rating, Rating.case_id == Case.id)
         .outerjoin(Originals, Originals.case_id == Case.id)
+        .outerjoin(CaseFile, CaseFile.case_id == Case.id)
         .where(Case.id == case.id)
-    ).one()
+        .order_by(CaseFile.id)
+    ).all()
+    delivery, rating, originals, _ = rows[0]
+    files: dict[str, list[CaseFile]] = defaultdict(list)
+    for *_, case_file in rows:
+        if case_file is not None:
+            files[case_file.material_code].append(case_file)
     # Booking is the only way an appointment comes to be, and it records
     # appointment.booked in the same transaction: a case without that entry has none.
     booked = any(e.type == "appointment.booked" for e in timeline)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Account
@@ -15,10 +17,14 @@ LIST_LIMIT = 200
 NOT_FOUND_MESSAGE = "没有找到这条消息。"
 
 
+def unread_query(account_id: Any) -> Select[int]:
+    """Counts the messages of `account_id` (a value or a column) not opened yet."""
+    return select(func.count()).where(Message.account_id == account_id, Message.read_at.is_(None))
+
+
 def unread_count(session: Session, *, account: Account) -> int:
     """How many messages the account has not opened yet."""
-    query = select(func.count()).where(Message.account_id == account.id, Message.read_at.is_(None))
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(unread_query(account.id)) or 0)
 
 
 def create_message(
