@@ -116,27 +116,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = slow_first(items, workers)
 
 
-# The longest tests (seconds on the 2-core CI machine, four workers), longest first. A
-# test that starts last makes the whole run wait for it, so these start first, one at a
-# time on each worker. A node id prefix: a file, or one test of it. Not a list to keep
-# exact: a slow test missing here only costs time; `--durations` shows the current ones.
+# The longest tests (seconds on the 2-core machine with four workers, from CI and from a
+# busy local run), longest first. A test that starts last makes the whole run wait for
+# it, so these start first, one at a time on each worker. A node id prefix: a file, or
+# one test of it. Not a list to keep exact: a slow test missing here only costs time;
+# `--durations` shows the current ones.
 SLOW_TESTS = (
     "tests/browser/test_page_budget.py",  # 108
+    "tests/test_schemathesis.py",  # 75-120
+    "tests/browser/test_bundle_journey.py",  # 46-104
     "tests/test_lighthouse.py",  # 50-85
-    "tests/test_schemathesis.py",  # 75
-    "tests/test_properties.py::test_random_event_sequences_follow_the_status_table",  # 50
-    "tests/test_packaging.py",  # 50
+    "tests/test_properties.py::test_random_event_sequences_follow_the_status_table",  # 50-80
+    "tests/e2e/test_faults.py::test_bureau_refusing_then_503_then_recovering",  # 44-83
+    "tests/test_packaging.py",  # 50-64
+    "tests/e2e/test_faults.py::test_two_workers_on_postgres",  # 62, PostgreSQL only
+    "tests/test_scaleout.py",  # 60 with its set-up, PostgreSQL only
     "tests/test_metrics.py::test_workers_share_their_counts",  # 60 with its set-up
-    "tests/browser/test_bundle_journey.py",  # 46
+    "tests/e2e/test_licence_life.py",  # 44-60
+    "tests/test_cli.py::test_catalogue_load_reports_what_changed",  # 11-55
+    "tests/browser/test_delivery_rating_status.py",  # 36-54
+    "tests/test_calendar.py::test_due_date_over_new_year",  # 25-50
     "tests/test_retention.py::test_untouched_drafts_go_after_30_days",  # 45
-    "tests/e2e/test_licence_life.py",  # 44
-    "tests/e2e/test_faults.py::test_bureau_refusing_then_503_then_recovering",  # 44
-    "tests/browser/test_delivery_rating_status.py",  # 36
-    "tests/test_privacy_logs.py",  # 27
+    "tests/e2e/test_faults.py::test_portal_killed_while_events_queued",  # 43
+    "tests/browser/test_originals_pages.py",  # 22-42
+    "tests/browser/test_identity_journey.py",  # 40
+    "tests/test_privacy_logs.py",  # 27-36
+    "tests/test_idor.py::test_every_route_refuses_another_accounts_things",  # 34 on PostgreSQL
+    "tests/browser/test_first_journey.py",  # 22-29
     "tests/test_properties.py::test_cleaning_a_value",  # 25
-    "tests/test_calendar.py::test_due_date_over_new_year",  # 25
-    "tests/browser/test_first_journey.py",  # 22
-    "tests/browser/test_originals_pages.py",  # 22
 )
 
 
