@@ -13,7 +13,7 @@ from portal.clock import utcnow
 from portal.exchange.models import OutboxMessage
 from portal.notifications.models import Message
 from tests.conftest import bearer, make_uscc, register
-from tests.test_delivery import accept, bureau, submitted_case
+from tests.factories import accept, bureau, submitted_case
 
 
 def titles(client, auth) -> list[str]:
