@@ -27,6 +27,7 @@ from portal.bundles.models import DRAFT, SUBMITTED, WITHDRAWN, BundleApplication
 from portal.cases import service as cases
 from portal.cases import states
 from portal.cases.models import Case
+from portal.catalogue import service as catalogue
 from portal.catalogue.models import Bundle, Item
 from portal.clock import utcnow
 from portal.errors import Conflict, Invalid, NotFound
@@ -44,13 +45,11 @@ APPLICATION_NOT_FOUND = "没有找到该一件事申请。"
 
 
 def list_bundles(session: Session) -> list[Bundle]:
-    return list(
-        session.scalars(select(Bundle).where(Bundle.active.is_(True)).order_by(Bundle.code))
-    )
+    return catalogue.list_bundles(session)  # the in-memory catalogue (catalogue/cache.py)
 
 
 def get_bundle(session: Session, *, code: str) -> Bundle:
-    bundle = session.get(Bundle, code) if "\x00" not in code else None
+    bundle = catalogue.find_bundle(session, code) if "\x00" not in code else None
     if bundle is None or not bundle.active:
         raise NotFound(NOT_FOUND, code="bundle_not_found")
     return bundle
@@ -58,7 +57,7 @@ def get_bundle(session: Session, *, code: str) -> Bundle:
 
 def bundle_items(session: Session, bundle: Bundle) -> list[Item]:
     """The bundle's items in its order; a bundle with an inactive item cannot be applied for."""
-    items = {i.code: i for i in session.scalars(select(Item).where(Item.code.in_(bundle.items)))}
+    items = catalogue.items_by_code(session, bundle.items)
     found = [items[c] for c in bundle.items if c in items and items[c].active]
     if len(found) != len(bundle.items):
         raise Conflict("该“一件事”中有事项已停止办理，请逐项申请或拨打 12345 咨询。")
@@ -146,11 +145,11 @@ def application_cases(session: Session, application: BundleApplication) -> list[
 
 
 def _context(session: Session, application: BundleApplication):
-    bundle = session.get(Bundle, application.bundle_code)
+    bundle = catalogue.find_bundle(session, application.bundle_code)
     assert bundle is not None
     # A draft deleted before anything was sent has left the bundle; the rest stay.
     linked = [c for c in application_cases(session, application) if not states.deleted_draft(c)]
-    items = {i.code: i for i in session.scalars(select(Item).where(Item.code.in_(bundle.items)))}
+    items = catalogue.items_by_code(session, bundle.items)
     ordered = [items[c.item_code] for c in linked]
     return bundle, linked, ordered
 

@@ -18,7 +18,7 @@ from portal.cases import states
 from portal.cases.forms import clean_form, display_value, form_problems, missing_fields
 from portal.cases.models import Case, CaseCounter, TimelineEntry
 from portal.catalogue.models import Item
-from portal.catalogue.service import get_item
+from portal.catalogue.service import find_item, get_item
 from portal.clock import (
     add_working_days,
     rfc3339,
@@ -172,7 +172,7 @@ def untouched_draft(session: Session, *, account: Account, item_code: str) -> Ca
         .order_by(Case.id.desc())
         .limit(5)
     )
-    item = session.get(Item, item_code)
+    item = find_item(session, item_code)
     # Untouched: nothing but what the prefill put there (portal/accounts/prefill.py).
     blank = prefill.prefilled(item.fields, account=account) if item is not None else {}
     return next((case for case in session.scalars(query) if case.form in ({}, blank)), None)
