@@ -369,14 +369,19 @@ def _token_login(session: Session, settings: Settings, token: str) -> tuple[Acco
         or not isinstance(value.get("p"), str)
     ):
         raise invalid
-    login = session.get(LoginSession, value["s"])
-    if login is None or login.account_id != value["a"]:
+    # The login record and its account in one statement: every API call starts here.
+    row = session.execute(
+        select(LoginSession, Account)
+        .join(Account, Account.id == LoginSession.account_id)
+        .where(LoginSession.id == value["s"])
+    ).first()
+    if row is None:
+        raise invalid
+    login, account = row
+    if login.account_id != value["a"]:
         raise invalid
     if login.ended_at is not None:
         raise Unauthenticated("该登录凭证已注销，请重新登录。", code="token_revoked")
-    account = session.get(Account, value["a"])
-    if account is None:
-        raise invalid
     if not hmac.compare_digest(value["p"], _password_fingerprint(settings, account)):
         raise Unauthenticated("密码已修改，请重新登录。", code="token_revoked")
     return account, login
