@@ -1,12 +1,13 @@
-"""Helpers for the browser tests: phone pages with or without JavaScript, logging in,
-a draft with its materials (shared here so no browser test imports another)."""
+"""Helpers for the browser tests: phone pages with or without JavaScript, logging in
+(shared here so no browser test imports another; a draft with its materials is in
+tests/live.py, beside the live servers it is filed on)."""
 
 from __future__ import annotations
 
 import re
 
 from tests.browser.conftest import PHONE, check_page
-from tests.conftest import PASSWORD, PDF_BYTES, valid_form
+from tests.conftest import PASSWORD
 
 # --- pages and a draft ----------------------------------------------------------------
 
@@ -50,18 +51,3 @@ def log_in(page, base, person):
     page.fill("#f-password", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(re.compile(r"/cases$"))
-
-
-def draft_with_materials(portal, item) -> str:
-    case_no = portal.post(
-        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
-    ).json()["case_no"]
-    for material in item["materials"]:
-        if material["required"]:
-            content = PDF_BYTES + f"%{material['code']}".encode()
-            response = portal.post(
-                f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
-                files={"file": ("m.pdf", content, "application/pdf")},
-            )
-            assert response.status_code == 201, response.text
-    return case_no

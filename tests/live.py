@@ -143,20 +143,25 @@ def choose_item(portal, *, prereview: bool) -> dict:
     raise AssertionError("no such item")
 
 
-def file_a_case(portal, *, prereview: bool) -> tuple[str, dict]:
-    item = choose_item(portal, prereview=prereview)
+def draft_with_materials(portal, item) -> str:
+    """A draft of `item` with its form filled and every required material uploaded."""
     case_no = portal.post(
         "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
     ).json()["case_no"]
     for material in item["materials"]:
         if material["required"]:
             content = PDF_BYTES + f"%{material['code']}".encode()
-            r = portal.post(
+            response = portal.post(
                 f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
                 files={"file": ("m.pdf", content, "application/pdf")},
             )
-            assert r.status_code == 201, r.text
-    return case_no, item
+            assert response.status_code == 201, response.text
+    return case_no
+
+
+def file_a_case(portal, *, prereview: bool) -> tuple[str, dict]:
+    item = choose_item(portal, prereview=prereview)
+    return draft_with_materials(portal, item), item
 
 
 def status_is(portal, case_no, status):

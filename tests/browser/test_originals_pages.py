@@ -11,7 +11,8 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM, check_page
 from tests.e2e.harness import wait_for
-from tests.kit_browser import check_page_without_js, draft_with_materials, log_in, new_phone
+from tests.kit_browser import check_page_without_js, log_in, new_phone
+from tests.live import draft_with_materials
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -8,9 +8,9 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, PDF_BYTES, valid_form
+from tests.conftest import PASSWORD
 from tests.e2e.harness import wait_for
-from tests.live import bureau_has, status_is
+from tests.live import bureau_has, draft_with_materials, status_is
 
 pytestmark = pytest.mark.e2e
 
@@ -33,17 +33,7 @@ def test_posted_originals_reach_the_bureau_and_the_receipt_comes_back(running):
     portal, bureau = running
     person = portal.register()
     item = originals_item(portal)
-    case_no = portal.post(
-        "/api/v1/cases", json={"item_code": item["code"], "form": valid_form(item)}
-    ).json()["case_no"]
-    for material in item["materials"]:
-        if material["required"]:
-            content = PDF_BYTES + f"%{material['code']}".encode()
-            r = portal.post(
-                f"/api/v1/cases/{case_no}/materials/{material['code']}/files",
-                files={"file": ("m.pdf", content, "application/pdf")},
-            )
-            assert r.status_code == 201, r.text
+    case_no = draft_with_materials(portal, item)
     if item["prereview"]:
         assert portal.post(f"/api/v1/cases/{case_no}/prereview").status_code == 202
         wait_for(bureau_has(bureau, case_no, "prereview"), what="the case at the bureau")
