@@ -15,9 +15,9 @@ import uuid
 
 from sqlalchemy import select
 
-from portal.exchange import signing
 from portal.exchange.models import OutboxMessage
 from tests.conftest import PDF_BYTES, valid_form
+from tests.factories import envelope, fill_everything, item_with, new_case, send
 
 # "Envelope": every event, both directions.
 ENVELOPE = {"event_id", "type", "occurred_at", "case_no", "data"}
@@ -46,56 +46,6 @@ PDF_FILE = {
 }
 
 
-# --- the citizen's and the bureau's doors (kept here so this file stands alone) ----------
-
-
-def new_case(client, auth, item) -> str:
-    response = client.post("/api/v1/cases", json={"item_code": item["code"]}, headers=auth)
-    assert response.status_code == 201, response.text
-    return response.json()["case_no"]
-
-
-def upload(client, auth, case_no, code):
-    return client.post(
-        f"/api/v1/cases/{case_no}/materials/{code}/files",
-        files={"file": ("scan.pdf", PDF_BYTES, "application/pdf")},
-        headers=auth,
-    )
-
-
-def fill(client, auth, item, case_no, *, skip_deferrable=False) -> None:
-    """Every field, and a PDF for every required material (but the deferrable ones)."""
-    patched = client.patch(
-        f"/api/v1/cases/{case_no}", json={"form": valid_form(item)}, headers=auth
-    )
-    assert patched.status_code == 200, patched.text
-    for m in item["materials"]:
-        if m["required"] and not (skip_deferrable and m["deferrable"]):
-            assert upload(client, auth, case_no, m["code"]).status_code == 201
-
-
-def bureau_says(client, case_no: str, type_: str) -> None:
-    """A signed callback, as the back office sends it."""
-    secret = client.app.state.settings.bureau_secret
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "type": type_,
-        "occurred_at": "2026-11-23T10:00:00+08:00",
-        "case_no": case_no,
-        "data": {},
-    }
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    response = client.post(
-        "/api/bureau/v1/events",
-        content=raw,
-        headers={
-            "Content-Type": "application/json",
-            signing.BUREAU_HEADER: signing.sign(secret, raw),
-        },
-    )
-    assert response.status_code == 200, response.text
-
-
 def sent(db, type_: str, case_no: str) -> list[dict]:
     """The events of the case as the outbox holds them, oldest first (parsed JSON)."""
     with db.session() as s:
@@ -105,14 +55,6 @@ def sent(db, type_: str, case_no: str) -> list[dict]:
             .order_by(OutboxMessage.id)
         ).all()
         return [json.loads(r.payload) for r in rows]
-
-
-def item_with(client, predicate) -> dict:
-    for summary in client.get("/api/v1/items").json()["items"]:
-        item = client.get(f"/api/v1/items/{summary['code']}").json()
-        if summary["online"] and predicate(item):
-            return item
-    raise AssertionError("the catalogue has no such item")
 
 
 def check_envelope(event: dict, type_: str, case_no: str) -> dict:
@@ -142,8 +84,8 @@ def check_applicant(client, applicant: dict, person: dict) -> None:
 
 def test_prereview_case_submitted_has_exactly_the_contracts_fields(client, auth, person, db):
     item = item_with(client, lambda i: i["prereview"])
-    case_no = new_case(client, auth, item)
-    fill(client, auth, item, case_no)
+    case_no = new_case(client, auth, item)["case_no"]
+    fill_everything(client, auth, item, case_no)
     assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
 
     [event] = sent(db, "case.submitted", case_no)
@@ -172,8 +114,8 @@ def test_formal_case_submitted_with_rongque_and_delivery(client, auth, person, d
         lambda i: i["express"] and any(m["deferrable"] and m["required"] for m in i["materials"]),
     )
     deferred = [m["code"] for m in item["materials"] if m["deferrable"] and m["required"]]
-    case_no = new_case(client, auth, item)
-    fill(client, auth, item, case_no, skip_deferrable=True)
+    case_no = new_case(client, auth, item)["case_no"]
+    fill_everything(client, auth, item, case_no, skip_deferrable=True)
     address = {
         "recipient": "李经办",
         "phone": "13912345678",
@@ -190,7 +132,7 @@ def test_formal_case_submitted_with_rongque_and_delivery(client, auth, person, d
     assert chosen.status_code == 200, chosen.text
     if item["prereview"]:  # pre-review lets deferrable materials wait too
         assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
-        bureau_says(client, case_no, "prereview.passed")
+        assert send(client, envelope(case_no, "prereview.passed", {})).status_code == 200
     submitted = client.post(
         f"/api/v1/cases/{case_no}/submission",
         json={"commitment": {"deferred_materials": deferred, "accepted": True}},
@@ -230,8 +172,8 @@ def test_formal_case_submitted_with_rongque_and_delivery(client, auth, person, d
 
 def test_case_withdrawn_carries_only_the_reason(client, auth, db):
     item = item_with(client, lambda i: i["prereview"])
-    case_no = new_case(client, auth, item)
-    fill(client, auth, item, case_no)
+    case_no = new_case(client, auth, item)["case_no"]
+    fill_everything(client, auth, item, case_no)
     assert client.post(f"/api/v1/cases/{case_no}/prereview", headers=auth).status_code == 202
     response = client.post(
         f"/api/v1/cases/{case_no}/withdrawal",
