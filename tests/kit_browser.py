@@ -6,35 +6,10 @@ from __future__ import annotations
 
 import re
 
-from tests.browser.conftest import PHONE, check_page
+from tests.browser.conftest import check_page, new_phone  # noqa: F401 (new_phone: shared)
 from tests.conftest import PASSWORD
 
 # --- pages and a draft ----------------------------------------------------------------
-
-
-def new_phone(browser, *, javascript: bool):
-    """A phone-sized page like the `phone` fixture's, optionally with JavaScript off."""
-    context = browser.new_context(
-        viewport=PHONE,
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-        java_script_enabled=javascript,
-    )
-    page = context.new_page()
-    page.outside_requests = []
-
-    def guard(route):
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            page.outside_requests.append(url)
-            route.abort()
-
-    page.route("**/*", guard)
-    return page
 
 
 def check_page_without_js(page, probe, name: str) -> None:

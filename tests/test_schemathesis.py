@@ -1,9 +1,10 @@
 """Every operation of /openapi.json, fuzzed in process with an authenticated account:
 no 5xx, every answer documented and matching its schema (docs/citizen-api.md).
 
-Three passes per operation: data that fits the schema, data that does not, and
-(for operations under a case, a material or a file) fitting data aimed at the
-account's own real case, so the checks reach past the 404 of a random id.
+Three passes per operation: data that fits the schema, data that does not (where
+anything can break it), and (for operations under a case, a material or a file)
+fitting data aimed at the account's own real case, so the checks reach past the 404
+of a random id.
 Examples are derandomised so CI is repeatable; PORTAL_FUZZ_EXAMPLES raises the
 count for a deeper run on a workstation.
 """
@@ -53,6 +54,21 @@ def run_operation(operation, mode: GenerationMode, auth: dict, pins: dict | None
     fuzz()
 
 
+def nothing_to_break(spec: dict, method: str, path: str) -> bool:
+    """No body, no query, header or cookie parameter, and only unconstrained string path
+    parameters: no request to this operation breaks its schema (a path segment is always a
+    string). Hypothesis would look for one for ~250 tries before it gives up (measured:
+    half the test's time, on 26 of the API's operations)."""
+    definition = spec["paths"][path][method.lower()]
+    if "requestBody" in definition:
+        return False
+    for parameter in definition.get("parameters", []):
+        schema = {k: v for k, v in parameter.get("schema", {}).items() if k != "title"}
+        if parameter["in"] != "path" or schema != {"type": "string"}:
+            return False
+    return True
+
+
 # Operations that end the caller's login: fuzzed with a token of their own, so the rest
 # of the walk keeps its account.
 LOGS_OUT = {("DELETE", "/api/v1/tokens")}
@@ -66,6 +82,7 @@ def test_api_never_fails_and_always_answers_as_documented(app, client, person, a
     own = {"case_no": case_no, "material_code": material, "file_id": file_id, "code": item["code"]}
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    spec = app.openapi()
     failures: dict[str, str] = {}
     operations = 0
     for result in schema.get_all_operations():
@@ -74,7 +91,8 @@ def test_api_never_fails_and_always_answers_as_documented(app, client, person, a
         names = re.findall(r"{(\w+)}", operation.path)
         pins = {name: own[name] for name in names if name in own}
         passes = [("positive", GenerationMode.POSITIVE, None)]
-        passes.append(("negative", GenerationMode.NEGATIVE, None))
+        if not nothing_to_break(spec, operation.method, operation.path):
+            passes.append(("negative", GenerationMode.NEGATIVE, None))
         if pins:
             passes.append(("own case", GenerationMode.POSITIVE, pins))
         caller = auth
@@ -84,7 +102,7 @@ def test_api_never_fails_and_always_answers_as_documented(app, client, person, a
             try:
                 run_operation(operation, mode, caller, pinned)
             except Unsatisfiable:
-                continue  # nothing to make invalid (no parameters, no body)
+                continue  # nothing to make invalid that nothing_to_break did not foresee
             except BaseException as exc:  # schemathesis raises an exception group
                 if isinstance(exc, KeyboardInterrupt):
                     raise
