@@ -86,3 +86,14 @@ def test_item_rules_switch_permissions_off():
     assert states.permissions(case("approved", kind="renewal"), item()).delivery
     # a draft deleted before it was ever submitted has nothing to rate
     assert not states.permissions(case("withdrawn", submitted=False), item()).rate
+
+
+@pytest.mark.parametrize("status", sorted(ALL))
+def test_only_a_withdrawn_case_takes_no_more_answers_in_its_bundle(status):
+    # 一件事: a case the citizen withdrew (draft deleted, or application withdrawn after
+    # it was sent) is passed over by the one form and the one checklist; only a deleted
+    # draft, never sent to the bureau, also leaves the bundle (bureau-protocol.md `bundle`).
+    assert states.withdrawn(case(status)) == (status == "withdrawn")
+    assert states.withdrawn(case(status, submitted=False)) == (status == "withdrawn")
+    assert not states.deleted_draft(case(status))
+    assert states.deleted_draft(case(status, submitted=False)) == (status == "withdrawn")

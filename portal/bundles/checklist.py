@@ -128,9 +128,7 @@ def targets(
 ) -> list[tuple[Case, Item, dict[str, Any]]]:
     """The cases, items and materials a file of the group is attached to."""
     # A case withdrawn after it was sent stays in the bundle but takes no more files.
-    by_code = {
-        i.code: c for c, i in zip(linked, items, strict=True) if c.status != states.WITHDRAWN
-    }
+    by_code = {i.code: c for c, i in zip(linked, items, strict=True) if not states.withdrawn(c)}
     return [(by_code[i.code], i, m) for i, m in group.entries if i.code in by_code]
 
 

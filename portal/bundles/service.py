@@ -171,7 +171,7 @@ def save_shared_form(
     checklist.checked_values(items, form, partial=True)
     for case, item in zip(linked, items, strict=True):
         own = {k: v for k, v in form.items() if checklist.has_field(item, k)}
-        if case.status == states.WITHDRAWN:
+        if states.withdrawn(case):  # stays in the bundle, takes no more answers
             continue
         if own or replace:
             cases.save_form(session, case=case, item=item, form=own, replace=replace)

@@ -273,6 +273,13 @@ def allowed(case: Case, key: str) -> bool:
     return case.status in TRANSITIONS[key].sources
 
 
+def withdrawn(case: Case) -> bool:
+    """The citizen deleted the draft or withdrew the application (draft.withdrawn,
+    case.withdrawn): the case takes no more answers or files. In a 一件事 bundle it is
+    passed over, not refused; `deleted_draft` says whether it also left the bundle."""
+    return case.status == WITHDRAWN
+
+
 def deleted_draft(case: Case) -> bool:
     """A draft the citizen deleted before anything reached the bureau (draft.withdrawn):
     it has left its 一件事 bundle, while a case withdrawn after submission stays in it."""
