@@ -12,10 +12,16 @@ import hashlib
 import json
 import re
 import uuid
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
+from portal.appointments.models import Appointment
+from portal.catalogue.models import Hall
+from portal.exchange import payloads
 from portal.exchange.models import OutboxMessage
+from portal.exchange.outbox import envelope_bytes
+from portal.ratings.models import Rating
 from tests.conftest import PDF_BYTES, valid_form
 from tests.factories import envelope, fill_everything, item_with, new_case, send
 
@@ -183,3 +189,69 @@ def test_case_withdrawn_carries_only_the_reason(client, auth, db):
     assert response.status_code in (200, 202), response.text
     [event] = sent(db, "case.withdrawn", case_no)
     assert check_envelope(event, "case.withdrawn", case_no) == {"reason": "信息填写有误，重新申请"}
+
+
+# The `data` of the contract's "Examples, one per event" (docs/bureau-protocol.md,
+# "Portal → bureau"), copied byte for byte: the outbox writes compact JSON, as they are.
+RATING_EXAMPLE = '{"level":2,"code":4,"comment":"等待时间太长"}'
+BOOKED_EXAMPLE = (
+    '{"appointment_id":"0b5c2d1e-7f8a-4c3b-9e21-6d4f0a9b8c7d","purpose":"visit",'
+    '"hall":{"code":"WJ-ZWZX","name":"武进区政务服务中心"},"window":1,"date":"2026-11-25",'
+    '"period":"am"}'
+)
+CANCELLED_EXAMPLE = '{"appointment_id":"0b5c2d1e-7f8a-4c3b-9e21-6d4f0a9b8c7d"}'
+
+
+def wire_data(type_: str, data: dict) -> str:
+    """The `data` of the event exactly as the outbox stores and the dispatcher signs it."""
+    wire = envelope_bytes(
+        event_id=str(uuid.uuid4()),
+        type=type_,
+        occurred_at=datetime(2026, 11, 23, 2, 0, tzinfo=UTC),
+        case_no="WJ20261123000003",
+        data=data,
+    )
+    _, sep, tail = wire.partition(',"data":')
+    assert sep and tail.endswith("}")
+    return tail[:-1]
+
+
+def booking() -> Appointment:
+    return Appointment(
+        appointment_id="0b5c2d1e-7f8a-4c3b-9e21-6d4f0a9b8c7d",
+        purpose="visit",
+        hall_code="WJ-ZWZX",
+        window=1,
+        date=date(2026, 11, 25),
+        period="am",
+        status="booked",
+    )
+
+
+def test_rating_submitted_is_the_contracts_example():
+    rating = Rating(level=2, code=4, comment="等待时间太长", tags=["等待时间长"])
+    data = payloads.rating_data(rating)
+    assert wire_data("rating.submitted", data) == RATING_EXAMPLE
+    # The quick tags stay in the portal ("好差评 quick tags"): the contract has no field.
+    assert set(data) == {"level", "code", "comment"}
+
+
+def test_rating_submitted_without_a_comment_carries_level_and_code_only():
+    # `code` is GB/T 39046's: 6 − `level`, so 5 非常满意 is code 1; no comment, no field.
+    rating = Rating(level=5, code=1, comment="", tags=[])
+    assert wire_data("rating.submitted", payloads.rating_data(rating)) == '{"level":5,"code":1}'
+
+
+def test_appointment_booked_is_the_contracts_example():
+    hall = Hall(code="WJ-ZWZX", name="武进区政务服务中心", address="武进区延政中大道 1 号")
+    data = payloads.appointment_booked_data(booking(), hall)
+    assert wire_data("appointment.booked", data) == BOOKED_EXAMPLE
+    # `window`: the window number at the hall, an integer; `date`: YYYY-MM-DD.
+    assert type(data["window"]) is int and data["date"] == "2026-11-25"
+
+
+def test_appointment_cancelled_carries_only_the_id():
+    cancelled = booking()
+    cancelled.status = "cancelled"
+    data = payloads.appointment_cancelled_data(cancelled)
+    assert wire_data("appointment.cancelled", data) == CANCELLED_EXAMPLE

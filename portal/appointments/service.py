@@ -34,6 +34,7 @@ from portal.catalogue.service import get_hall, halls_of
 from portal.clock import calendar_covers, is_working_day, today_cst, utcnow
 from portal.delivery.models import Delivery
 from portal.errors import Conflict, Invalid, NotFound
+from portal.exchange import payloads
 from portal.exchange.outbox import enqueue_event
 
 HORIZON_WORKING_DAYS = 10  # bookable: the next ten working days, from tomorrow
@@ -225,18 +226,6 @@ def live_appointment(session: Session, *, case: Case, purpose: str) -> Appointme
     ).first()
 
 
-def event_data(appointment: Appointment, hall: Hall) -> dict[str, Any]:
-    """`appointment.booked` as docs/bureau-protocol.md documents it."""
-    return {
-        "appointment_id": appointment.appointment_id,
-        "purpose": appointment.purpose,
-        "hall": {"code": hall.code, "name": hall.name},
-        "window": appointment.window,
-        "date": appointment.date.isoformat(),
-        "period": appointment.period,
-    }
-
-
 def book_appointment(
     session: Session,
     *,
@@ -300,7 +289,7 @@ def book_appointment(
         session,
         type="appointment.booked",
         case_no=case.case_no,
-        data=event_data(appointment, hall),
+        data=payloads.appointment_booked_data(appointment, hall),
     )
     case.updated_at = utcnow()
     return appointment
@@ -354,7 +343,7 @@ def cancel_appointment(session: Session, *, account: Account, appointment_id: st
         session,
         type="appointment.cancelled",
         case_no=case.case_no,
-        data={"appointment_id": appointment.appointment_id},
+        data=payloads.appointment_cancelled_data(appointment),
     )
     return appointment
 

@@ -2,7 +2,7 @@
 
 Only the wire format lives here: each function turns what the portal holds into the
 object an event carries. When an event is sent, and whether it may be, stays with the
-use cases (cases, delivery, originals) and `states.apply`; so the bytes the bureau
+use cases (cases, delivery, originals, appointments, ratings) and `states.apply`; so the bytes the bureau
 receives are written in one place, and a change to them shows up in one diff.
 """
 
@@ -16,14 +16,16 @@ from sqlalchemy.orm import Session
 from portal.accounts import authorisations
 from portal.accounts.filing import require_number
 from portal.accounts.models import Account
+from portal.appointments.models import Appointment
 from portal.bundles.models import BundleApplication
 from portal.cases import states
 from portal.cases.models import Case
-from portal.catalogue.models import Bundle, Item
+from portal.catalogue.models import Bundle, Hall, Item
 from portal.delivery.models import Delivery
 from portal.licences.application import application_of
 from portal.materials.models import CaseFile
 from portal.originals.models import Originals
+from portal.ratings.models import Rating
 
 # originals.posted: the methods that hand the parcel to a carrier, so carry a waybill.
 _POSTED_METHODS = ("courier_pickup", "dropoff")
@@ -245,3 +247,29 @@ def originals_posted_data(row: Originals) -> dict[str, Any]:
     if row.method == "counter":
         data["hall"] = row.hall_code
     return data
+
+
+def rating_data(rating: Rating) -> dict[str, Any]:
+    """`rating.submitted`: exactly the contract's `level`, `code` and `comment` (only when
+    given); the quick tags stay in the portal (bureau-protocol.md "好差评 quick tags")."""
+    data: dict[str, Any] = {"level": rating.level, "code": rating.code}
+    if rating.comment:
+        data["comment"] = rating.comment
+    return data
+
+
+def appointment_booked_data(appointment: Appointment, hall: Hall) -> dict[str, Any]:
+    """`appointment.booked` as docs/bureau-protocol.md documents it."""
+    return {
+        "appointment_id": appointment.appointment_id,
+        "purpose": appointment.purpose,
+        "hall": {"code": hall.code, "name": hall.name},
+        "window": appointment.window,
+        "date": appointment.date.isoformat(),
+        "period": appointment.period,
+    }
+
+
+def appointment_cancelled_data(appointment: Appointment) -> dict[str, Any]:
+    """`appointment.cancelled`: only the id the bureau knows the booking by."""
+    return {"appointment_id": appointment.appointment_id}

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from portal.cases import states
 from portal.cases.models import Case
 from portal.errors import Conflict, Invalid
+from portal.exchange import payloads
 from portal.ratings.models import Rating
 
 # Stars as the protocol counts them; GB/T 39046 numbers the same five the other way round.
@@ -92,15 +93,12 @@ def rate_case(
     )
     session.add(rating)
     session.flush()
-    data: dict[str, Any] = {"level": level, "code": rating.code}
-    if comment:
-        data["comment"] = comment
     states.apply(
         session,
         case,
         "rating.submitted",
         detail=LEVELS[level] + (f"：{comment}" if comment else ""),
-        event_data=data,
+        event_data=payloads.rating_data(rating),
     )
     return rating
 
