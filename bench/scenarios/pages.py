@@ -24,10 +24,10 @@ def run(stack: Stack, out: list[Result]) -> None:
             {"Cookie": stack.info["cookie"]},
         ),
     }
-    scores = {}
-    for name, (url, headers) in pages.items():
-        scores[name] = lighthouse.best_of_two(url, headers)
-        scores[name]["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
+    scores = lighthouse.best_of_two(pages)
+    loadavg = Path("/proc/loadavg").read_text().split()[0]
+    for score in scores.values():
+        score["loadavg"] = loadavg
     perf = {n: s["performance"] for n, s in scores.items()}
     a11y = {n: s["accessibility"] for n, s in scores.items()}
     worst = min(perf, key=perf.get)
