@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
+from portal.routing import Router
 from portal.web import CsrfForm, redirect, safe_next
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 COOKIE = "display"
 MODES = ("elder", "standard")
 ONE_YEAR = 365 * 24 * 3600

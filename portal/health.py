@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-router = APIRouter(include_in_schema=False)
+from portal.routing import Router
+
+router = Router(include_in_schema=False)
 
 
 @router.get("/healthz")

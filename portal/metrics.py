@@ -28,10 +28,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portal.routing import Router
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -236,7 +238,7 @@ def client_allowed(host: str | None) -> bool:
     return address.is_loopback or address.is_private
 
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 @router.get("/metrics")

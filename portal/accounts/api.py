@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from portal.accounts import authorisations, privacy, service
 from portal.accounts.schemas import (
@@ -18,10 +18,11 @@ from portal.accounts.schemas import (
 from portal.api import ApiAccount, bearer_token
 from portal.db import DbSession, RowId
 from portal.errors import Invalid
+from portal.routing import Router
 from portal.security import mask_id, mask_phone
 from portal.verification.service import CodeProof
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = Router(prefix="/api/v1", tags=["accounts"])
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, Field
 
 from portal.accounts import privacy
@@ -12,10 +12,11 @@ from portal.api import ApiAccount
 from portal.clock import today_cst
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
+from portal.routing import Router
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
-api_router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = Router(include_in_schema=False)
+api_router = Router(prefix="/api/v1", tags=["accounts"])
 
 CLOSE_LABELS = {"confirm": "确认注销", "password": "登录密码"}
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.accounts import authorisations, identity, privacy, service
 from portal.accounts.filing import VERIFIED_LEVEL
 from portal.catalogue.service import all_items
 from portal.db import DbSession, RowId
 from portal.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
+from portal.routing import Router
 from portal.verification.service import CodeProof
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render, safe_next
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 REGISTER_LABELS = {
     "kind": "申请人类型",

@@ -12,19 +12,20 @@ from typing import Any
 
 import httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
-from fastapi import APIRouter, Request
+from fastapi import Request
 from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts import identity as service
 from portal.accounts import sso_consent as privacy_consent
 from portal.errors import DomainError, NotFound
+from portal.routing import Router
 from portal.settings import Settings, sso_issuer_problem
 from portal.web import flash, redirect, render, safe_next
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 SCOPE = "openid profile phone cn_identity"
 CALLBACK_PATH = "/login/sso/callback"

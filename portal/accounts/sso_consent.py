@@ -13,7 +13,7 @@ import dataclasses
 import secrets
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from sqlalchemy import delete, select
 from starlette.concurrency import run_in_threadpool
 
@@ -23,10 +23,11 @@ from portal.accounts.privacy import CONSENT_FIELD, PRIVACY_VERSION, record_conse
 from portal.accounts.service import start_login_session
 from portal.clock import utcnow
 from portal.errors import DomainError
+from portal.routing import Router
 from portal.security import Signer
 from portal.web import CsrfForm, flash, redirect, render, safe_next
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 CONSENT_PATH = "/login/sso/consent"
 SESSION_KEY = "sso_pending"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from portal.api import ApiAccount, described
 from portal.appointments import service
 from portal.appointments.schemas import (
@@ -19,8 +17,9 @@ from portal.catalogue.service import filed_item, get_hall
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import NotFound
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["appointments"])
+router = Router(prefix="/api/v1", tags=["appointments"])
 R401 = described(401, "未登录")
 R404 = described(404, "没有该办件或预约（或不属于当前账户）")
 R409 = described(409, "已约满、已有预约或办件不需要预约")

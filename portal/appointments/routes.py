@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.appointments import service
 from portal.cases import service as cases
@@ -12,9 +12,10 @@ from portal.catalogue.service import filed_item, get_hall
 from portal.clock import calendar_covers
 from portal.db import DbSession
 from portal.errors import Conflict, Invalid
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 WEEKDAYS = "一二三四五六日"
 
 

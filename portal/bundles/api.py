@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -24,8 +24,9 @@ from portal.cases.api import R403V, UPLOAD_BODY
 from portal.cases.models import Case
 from portal.db import DbSession, RowId
 from portal.materials.upload import receive_file
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["bundles"])
+router = Router(prefix="/api/v1", tags=["bundles"])
 # Ids are 32-bit integers in the database; larger numbers are refused as invalid, not a 500.
 AppId = RowId
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing, VerificationRequired, identity_notice
@@ -13,9 +13,10 @@ from portal.bundles import checklist, pages, service
 from portal.db import DbSession
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.materials.upload import receive_file
+from portal.routing import Router
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, csrf_valid, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 def _id(application_id: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from portal.accounts.filing import Filing
@@ -21,8 +21,9 @@ from portal.cases.schemas import (
 from portal.cases.uploads import upload_to_case
 from portal.db import DbSession, RowId
 from portal.materials import service as materials
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+router = Router(prefix="/api/v1", tags=["cases"])
 
 R401 = described(401, "未登录")
 R404 = described(404, "没有该办件（或不属于当前账户）")

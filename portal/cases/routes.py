@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from portal.catalogue.models import Item
 from portal.db import DbSession, RowId
 from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.materials import service as materials
+from portal.routing import Router
 from portal.web import (
     CsrfForm,
     CurrentAccount,
@@ -27,7 +28,7 @@ from portal.web import (
     stored_file_headers,
 )
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 def _item(session, case) -> Item:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from portal.catalogue import service
 from portal.catalogue.schemas import ItemListOut, ItemOut
 from portal.db import DbSession
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+router = Router(prefix="/api/v1", tags=["catalogue"])
 
 
 @router.get("/items", response_model=ItemListOut, responses={422: {"description": "领域无效"}})

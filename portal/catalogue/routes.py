@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.accounts import authorisations
 from portal.accounts.models import Account
@@ -13,9 +13,10 @@ from portal.catalogue import service
 from portal.catalogue.models import Item
 from portal.catalogue.schemas import DOMAIN_LABELS
 from portal.db import DbSession
+from portal.routing import Router
 from portal.web import CurrentAccount, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 # Life events on the start page: what people say, and where it leads (a 一件事 when the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.accounts.models import Account
 from portal.accounts.service import account_for_token
@@ -16,9 +16,10 @@ from portal.consultations.schemas import (
     ConsultationOut,
 )
 from portal.db import DbSession
+from portal.routing import Router
 from portal.verification.api import client_address
 
-router = APIRouter(prefix="/api/v1", tags=["12345"])
+router = Router(prefix="/api/v1", tags=["12345"])
 R401 = described(401, "未登录")
 R404 = described(404, "没有该咨询投诉（或不属于当前账户）")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import BackgroundTasks, Request
 
 from portal.cases import service as cases
 from portal.cases import states
@@ -20,12 +20,13 @@ from portal.clock import utcnow
 from portal.consultations import limits, service
 from portal.db import DbSession
 from portal.errors import DomainError, Invalid, NotFound, Throttled
+from portal.routing import Router
 from portal.security import mask_phone
 from portal.verification import service as verification
 from portal.verification.api import client_address, send_after_commit
 from portal.web import CsrfForm, CurrentAccount, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 FIELDS = ("kind", "case_no", "subject", "body", "contact_name", "contact_phone", "code")
 LOOKUP_FIELDS = ("phone", "reference", "code")
 LOOKUP_LABELS = {"phone": "手机号码", "reference": "咨询投诉编号", "code": "短信验证码"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from sqlalchemy.orm import Session
 
 from portal.api import ApiAccount, described
@@ -15,8 +15,9 @@ from portal.delivery import service
 from portal.delivery.divisions import tree
 from portal.delivery.schemas import AddressBookOut, DeliveryIn, DivisionListOut
 from portal.errors import NotFound
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["delivery"])
+router = Router(prefix="/api/v1", tags=["delivery"])
 R401 = described(401, "未登录")
 R404 = described(404, "没有该办件（或不属于当前账户）")
 R409 = described(409, "事项不提供快递，或证照已寄出、已通知领取")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.accounts.models import Account
 from portal.cases import service as cases
@@ -22,9 +22,10 @@ from portal.delivery import service
 from portal.delivery.divisions import tree
 from portal.delivery.models import Delivery
 from portal.errors import Invalid, NotFound
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 ADDRESS_KEYS = tuple(f"address.{name}" for name in service.ADDRESS_FIELDS)
 LABELS = {

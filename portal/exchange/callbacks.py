@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +18,9 @@ from portal.exchange import signing
 from portal.exchange.inbound import CASELESS, HANDLERS, apply_bureau_event
 from portal.exchange.models import InboundEvent
 from portal.exchange.schemas import DATA_MODELS, EnvelopeIn
+from portal.routing import Router
 
-router = APIRouter(tags=["bureau exchange"])
+router = Router(tags=["bureau exchange"])
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 # The deepest event of the contract nests four levels (envelope, data, licence, a field);

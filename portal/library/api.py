@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from portal.api import ApiAccount, described
 from portal.cases import service as cases
@@ -10,8 +10,9 @@ from portal.cases.schemas import FileOut
 from portal.db import DbSession, RowId
 from portal.library import service
 from portal.library.schemas import DocumentListOut, DocumentOut, PickIn, ValidityIn
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["library"])
+router = Router(prefix="/api/v1", tags=["library"])
 DocId = RowId
 R401 = described(401, "未登录")
 R404 = described(404, "没有该材料（或不属于当前账户）")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from portal.cases import service as cases
 from portal.db import DbSession
 from portal.errors import Invalid, NotFound
 from portal.library import service
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render, stored_file_headers
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 def _id(raw: str) -> int:

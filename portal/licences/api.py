@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from portal.api import ApiAccount, described
 from portal.cases.schemas import CaseOut
@@ -12,8 +12,9 @@ from portal.cases.view import case_view
 from portal.db import DbSession
 from portal.licences import kinds, service
 from portal.licences.schemas import ApplicationIn, LicenceIn, LicenceListOut, LicenceOut
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["licences"])
+router = Router(prefix="/api/v1", tags=["licences"])
 R401 = described(401, "未登录")
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.routing import APIRouter
 from sqlalchemy import select
 
 from portal.catalogue.models import Item
 from portal.db import DbSession
 from portal.errors import Conflict, DomainError, Forbidden, Invalid
 from portal.licences import kinds, service
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 FIELDS = ("item_code", "number", "valid_from", "valid_to")  # page order
 
 

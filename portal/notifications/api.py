@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from portal.api import ApiAccount
 from portal.db import DbSession
 from portal.notifications import service
 from portal.notifications.models import Message
 from portal.notifications.schemas import MessageListOut, MessageOut
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = Router(prefix="/api/v1", tags=["messages"])
 
 
 def _out(m: Message) -> dict:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.cases.models import Case
 from portal.db import DbSession
 from portal.notifications import service
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render, safe_next
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 @router.get("/messages")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from portal.api import ApiAccount
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
@@ -14,8 +12,9 @@ from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.originals import service
 from portal.originals.schemas import OriginalsIn
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["originals"])
+router = Router(prefix="/api/v1", tags=["originals"])
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "未登录"},
     404: {"description": "没有该办件（或不属于当前账户）"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.accounts.models import Account
 from portal.cases import service as cases
@@ -22,9 +22,10 @@ from portal.delivery.routes import cascade
 from portal.errors import Invalid, NotFound
 from portal.originals import carriers, service
 from portal.originals.models import Originals
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 ADDRESS_KEYS = tuple(f"address.{name}" for name in service.ADDRESS_KEYS)
 KEYS = ("method", "carrier", "tracking_no", "hall", "address_id", *ADDRESS_KEYS)

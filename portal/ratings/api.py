@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from portal.api import ApiAccount, Responses
 from portal.cases import service as cases
 from portal.cases.schemas import CaseOut
@@ -11,8 +9,9 @@ from portal.cases.view import case_view
 from portal.db import DbSession
 from portal.ratings import service
 from portal.ratings.schemas import RatingIn
+from portal.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["ratings"])
+router = Router(prefix="/api/v1", tags=["ratings"])
 RESPONSES: Responses = {
     401: {"description": "未登录"},
     404: {"description": "没有该办件（或不属于当前账户）"},

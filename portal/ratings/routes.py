@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.cases import service as cases
 from portal.catalogue.service import find_item
@@ -10,9 +10,10 @@ from portal.db import DbSession
 from portal.errors import Conflict, Invalid
 from portal.ratings import service
 from portal.ratings.models import Rating
+from portal.routing import Router
 from portal.web import CsrfForm, LoggedIn, flash, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 LABELS = {"level": "满意程度", "comment": "意见和建议", "tags": "快捷标签"}
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from portal.db import DbSession
+from portal.routing import Router
 from portal.stats import service
 from portal.web import CurrentAccount, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 
 @router.get("/stats")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from portal.db import DbSession
+from portal.routing import Router
 from portal.status import service
 from portal.status.schemas import PublicStatusOut
 
-router = APIRouter(prefix="/api/v1", tags=["status"])
+router = Router(prefix="/api/v1", tags=["status"])
 
 
 @router.get(

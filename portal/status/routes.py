@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from portal.accounts.models import Account
 from portal.cases import pages, states
@@ -15,11 +15,12 @@ from portal.catalogue.service import find_item
 from portal.db import DbSession
 from portal.delivery.service import delivery_info
 from portal.errors import Conflict, Invalid, NotFound, Throttled
+from portal.routing import Router
 from portal.security import mask_name
 from portal.status import service
 from portal.web import LoggedIn, redirect, render
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 LABELS = {"case_no": "办件编号", "phone_last4": "手机号后 4 位"}
 # Pages reached by a link that is itself a key: not for search engines or caches.
 PRIVATE = {"X-Robots-Tag": "noindex, nofollow", "Cache-Control": "private, no-store"}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import BackgroundTasks, Request, Response
 
 from portal.db import DbSession
+from portal.routing import Router
 from portal.verification import service, sms
 from portal.verification.schemas import PasswordResetIn, VerificationIn, VerificationOut
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = Router(prefix="/api/v1", tags=["accounts"])
 
 
 def client_address(request: Request) -> str:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import BackgroundTasks, Request
 
 from portal.accounts import routes as accounts_routes
 from portal.accounts import service as accounts
 from portal.db import DbSession
 from portal.errors import DomainError, Invalid, Throttled, Unauthenticated
+from portal.routing import Router
 from portal.security import mask_phone
 from portal.verification import service
 from portal.verification.api import client_address, send_after_commit
 from portal.web import CsrfForm, CurrentAccount, flash, redirect, render, safe_next
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 LOGIN_LABELS = {"phone": "手机号码", "code": "短信验证码"}
 RESET_LABELS = {"phone": "手机号码", "code": "短信验证码", "password": "新密码"}

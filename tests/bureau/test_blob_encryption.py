@@ -157,16 +157,26 @@ def test_a_duplicate_put_takes_as_long_as_a_new_one(
         assert response.status_code == expected
         return elapsed
 
-    new, duplicate = [], []
-    for body in held:
-        new.append(timed(os.urandom(size), 201))
-        duplicate.append(timed(body, 200))
-    # Each duplicate against the new upload just before it (the same load on the
-    # machine), then the median of those ratios.
-    ratio = statistics.median(d / n for d, n in zip(duplicate, new, strict=True))
+    new: list[float] = []
+    duplicate: list[float] = []
+
+    def round_of_pairs() -> float:
+        for body in held:
+            new.append(timed(os.urandom(size), 201))
+            duplicate.append(timed(body, 200))
+        # Each duplicate against the new upload just before it (the same load on the
+        # machine), then the median of those ratios, over every pair timed so far.
+        return statistics.median(d / n for d, n in zip(duplicate, new, strict=True))
+
+    ratio = round_of_pairs()
+    if not 0.7 < ratio < 1 / 0.7:
+        # A burst of load from another test lands on some pairs more than on others
+        # (seen once in CI: 0.67): a second round of pairs, and the median of all 22.
+        ratio = round_of_pairs()
     print(
         f"bureau PUT 2 MiB: new {statistics.median(new) * 1000:.1f} ms, "
-        f"duplicate {statistics.median(duplicate) * 1000:.1f} ms, ratio {ratio:.2f}"
+        f"duplicate {statistics.median(duplicate) * 1000:.1f} ms, ratio {ratio:.2f} "
+        f"over {len(new)} pairs"
     )
     assert 0.7 < ratio < 1 / 0.7, (new, duplicate)
 
