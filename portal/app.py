@@ -37,7 +37,7 @@ from portal.middleware import (
 )
 from portal.resources import STATIC_DIR
 from portal.settings import Settings, get_settings
-from portal.web import LoginRequired, csrf_valid, flash, redirect, render
+from portal.web import LoginRequired, csrf_valid, flash, redirect, render, templates
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.db = db
+    templates.env.auto_reload = settings.reload_templates
     app.state.store = open_store(settings)
 
     # Order: the last added runs first. RequestContext wraps everything, so the

@@ -91,6 +91,7 @@ def main() -> int:
             "PORTAL_BUREAU_URL": bureau_url,
             "PORTAL_BUREAU_SECRET": secret,
             "PORTAL_PUBLIC_URL": portal_url,
+            "PORTAL_RELOAD_TEMPLATES": "true",  # an edited template shows on the next load
             "BUREAU_DATA_DIR": str(var / "bureau"),
             "BUREAU_SECRET": secret,
             "BUREAU_PORTAL_URL": portal_url,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     draft_retention_days: int = 30
     closed_files_retention_days: int = 90
     log_json: bool = False
+    # Templates re-read when their file changes (each render stats every template it
+    # uses): for editing them under `make run`; off, a process compiles each once.
+    reload_templates: bool = False
     # Requests holding a database transaction at once, per process (portal/db.py, "why
     # requests queue"): reads, writes (0: 1 on SQLite, 2 on PostgreSQL), how many may
     # wait for each, and the longest wait for a slot, SQLite's lock or a connection
