@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from portal.appointments.models import Appointment
 from portal.catalogue.models import Hall
+from portal.consultations.models import Consultation
 from portal.exchange import payloads
 from portal.exchange.models import OutboxMessage
 from portal.exchange.outbox import envelope_bytes
@@ -255,3 +256,24 @@ def test_appointment_cancelled_carries_only_the_id():
     cancelled.status = "cancelled"
     data = payloads.appointment_cancelled_data(cancelled)
     assert wire_data("appointment.cancelled", data) == CANCELLED_EXAMPLE
+
+
+# docs/bureau-protocol.md, the worked `consultation.submitted` example.
+CONSULTATION_EXAMPLE = (
+    '{"consultation_id":"5d0e6f3a-2b1c-4d8e-a7f6-1c2b3a4d5e6f","kind":"consult",'
+    '"subject":"能否网上办理","body":"请问食品经营许可能否全程网上办理？",'
+    '"contact":{"name":"李经办","phone":"13912345678"}}'
+)
+
+
+def test_consultation_submitted_is_the_contracts_example():
+    question = Consultation(
+        consultation_id="5d0e6f3a-2b1c-4d8e-a7f6-1c2b3a4d5e6f",
+        kind="consult",
+        subject="能否网上办理",
+        body="请问食品经营许可能否全程网上办理？",
+        contact_name="李经办",
+        contact_phone="13912345678",
+    )
+    data = payloads.consultation_data(question)
+    assert wire_data("consultation.submitted", data) == CONSULTATION_EXAMPLE

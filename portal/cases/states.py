@@ -236,7 +236,7 @@ def permissions(case: Case, item: Item) -> Permissions:
         formal=allowed(case, "formal.submitted") and not (status == DRAFT and item.prereview),
         gaozhi=bool(item.commitment_text) and status in (DRAFT, PASSED),
         withdraw=status == DRAFT or allowed(case, "case.withdrawn"),
-        rate=status in FINISHED and case.submitted_at is not None,
+        rate=may_rate(case),
         # A cancellation (注销) issues no licence, so there is nothing to deliver.
         delivery=bool(item.express or item.halls)
         and case.application_kind != "cancellation"
@@ -271,6 +271,13 @@ def require_material_editable(case: Case, material_code: str) -> None:
 
 def allowed(case: Case, key: str) -> bool:
     return case.status in TRANSITIONS[key].sources
+
+
+def may_rate(case: Case) -> bool:
+    """好差评 is open once the case is finished, if it ever reached the bureau: a draft
+    deleted before it was sent is unknown there, with nothing to rate. (Whether a rating
+    was given already is the ratings service's check.)"""
+    return case.status in FINISHED and case.submitted_at is not None
 
 
 def withdrawn(case: Case) -> bool:

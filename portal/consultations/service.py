@@ -33,7 +33,7 @@ from portal.consultations import limits
 from portal.consultations.models import Consultation
 from portal.db import Database
 from portal.errors import Conflict, Invalid, NotFound
-from portal.exchange import schemas
+from portal.exchange import payloads, schemas
 from portal.exchange.outbox import enqueue_event, enqueue_job
 from portal.notifications import sms as notification_sms
 from portal.notifications.service import create_message
@@ -200,13 +200,7 @@ def _record(session: Session, *, account: Account | None, checked: dict[str, Any
         type="consultation.submitted",
         case_no=known_case.case_no if known_case else None,
         ordering_key=known_case.case_no if known_case else f"consultation:{consultation.id}",
-        data={
-            "consultation_id": consultation.consultation_id,
-            "kind": consultation.kind,
-            "subject": consultation.subject,
-            "body": consultation.body,
-            "contact": {"name": consultation.contact_name, "phone": consultation.contact_phone},
-        },
+        data=payloads.consultation_data(consultation),
     )
     if case is not None:
         states.record(

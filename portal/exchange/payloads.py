@@ -2,8 +2,9 @@
 
 Only the wire format lives here: each function turns what the portal holds into the
 object an event carries. When an event is sent, and whether it may be, stays with the
-use cases (cases, delivery, originals, appointments, ratings) and `states.apply`; so the bytes the bureau
-receives are written in one place, and a change to them shows up in one diff.
+use cases (cases, delivery, originals, appointments, ratings, 12345) and `states.apply`;
+so the bytes the bureau receives are written in one place, and a change to them shows
+up in one diff.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from portal.bundles.models import BundleApplication
 from portal.cases import states
 from portal.cases.models import Case
 from portal.catalogue.models import Bundle, Hall, Item
+from portal.consultations.models import Consultation
 from portal.delivery.models import Delivery
 from portal.licences.application import application_of
 from portal.materials.models import CaseFile
@@ -273,3 +275,14 @@ def appointment_booked_data(appointment: Appointment, hall: Hall) -> dict[str, A
 def appointment_cancelled_data(appointment: Appointment) -> dict[str, Any]:
     """`appointment.cancelled`: only the id the bureau knows the booking by."""
     return {"appointment_id": appointment.appointment_id}
+
+
+def consultation_data(consultation: Consultation) -> dict[str, Any]:
+    """`consultation.submitted` (12345): the question or complaint and who to answer."""
+    return {
+        "consultation_id": consultation.consultation_id,
+        "kind": consultation.kind,
+        "subject": consultation.subject,
+        "body": consultation.body,
+        "contact": {"name": consultation.contact_name, "phone": consultation.contact_phone},
+    }

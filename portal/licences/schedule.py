@@ -28,8 +28,8 @@ class LicenceReminders:
         while not self._stop.is_set():
             try:
                 sent = await run_in_threadpool(self.run_once)
-                if sent:
-                    log.info("licence reminders sent: %d", len(sent))
+                # Every run, even an empty one: an operator (and a test) sees it ran.
+                log.info("licence reminders checked: %d sent", len(sent))
             except Exception:
                 log.exception("licence reminders failed; trying again in %ds", CHECK_SECONDS)
             with contextlib.suppress(TimeoutError):

@@ -37,8 +37,7 @@ def national_code(level: int) -> int:
 
 
 def can_rate(case: Case, rating: Rating | None) -> bool:
-    # A draft deleted before it was sent is unknown to the bureau: nothing to rate.
-    return rating is None and case.status in states.FINISHED and case.submitted_at is not None
+    return rating is None and states.may_rate(case)
 
 
 def check_rating(
@@ -50,9 +49,10 @@ def check_rating(
     tags: list[str] | None = None,
 ) -> tuple[int, str, list[str]]:
     """The rating as it will be kept: (level, comment, tags); 409 or 422 otherwise."""
-    if case.status not in states.FINISHED:
-        raise Conflict("办件办结后才能评价。", code="not_finished")
-    if case.submitted_at is None:
+    if not states.may_rate(case):
+        # Why not, in the citizen's words: not finished yet, or a draft never sent.
+        if case.status not in states.FINISHED:
+            raise Conflict("办件办结后才能评价。", code="not_finished")
         raise Conflict("草稿没有提交给审批局，不需要评价。", code="not_submitted")
     if session.get(Rating, case.id) is not None:
         raise Conflict("这个办件已经评价过了，每个办件只能评价一次。", code="already_rated")

@@ -4,7 +4,6 @@ replaced, then cancelled (延续 / 变更 / 注销 / 补办)."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -104,10 +103,14 @@ def test_approve_renew_from_the_wallet_replace_and_cancel(system):
 
     wait_for(lambda: len(window_reminders()) == 1, what="the renewal-window reminder")
     system.portal_server.stop()
+
+    def runs() -> int:
+        return system.portal_server.log.read_text().count("licence reminders checked")
+
+    before = runs()
     portal = system.start_portal(PORTAL_TEST_CLOCK_DAYS=str((inside - today).days))
     portal.headers = headers
-    wallet(portal)  # up and past its first scheduled run
-    time.sleep(1)
+    wait_for(lambda: runs() > before, what="the restarted portal's first reminder run")
     assert len(window_reminders()) == 1
 
     # 4. Renewal from the wallet: a draft filled from the licence and the first case.
