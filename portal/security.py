@@ -14,8 +14,15 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 PRODUCTION_HASHER = PasswordHasher()
 _hasher = PRODUCTION_HASHER
 # Verified against when the phone is unknown, so a login takes as long whether or
-# not the account exists and response times don't reveal registered phones.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# not the account exists and response times don't reveal registered phones. The hash
+# of a random password nobody kept, made once with PRODUCTION_HASHER's parameters
+# (tests/test_accounts.py checks they still match), rather than hashed at every import:
+# that was a full-cost hash in every process and command, 0.13 s of each boot.
+PRODUCTION_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$6X1oS/lALTHBki5O1AutuA$"
+    "/eibB6SbJD8dj3qsn/EV7Qva0jTaehd/qj/96YHSptU"
+)
+_DUMMY_HASH = PRODUCTION_DUMMY_HASH
 
 
 def use_hasher(hasher: PasswordHasher) -> None:

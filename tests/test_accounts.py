@@ -267,3 +267,8 @@ def test_production_hashes_passwords_with_argon2id_at_full_cost(client, monkeypa
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert security.verify_password(stored, "correct-horse-9")
     assert not security.verify_password(stored, "wrong-horse-9")
+    # The hash an unknown phone is checked against costs what a real one does: made with
+    # the same parameters, so a login for a phone nobody registered takes as long.
+    assert not production.check_needs_rehash(security.PRODUCTION_DUMMY_HASH)
+    monkeypatch.setattr(security, "_DUMMY_HASH", security.PRODUCTION_DUMMY_HASH)
+    assert not security.verify_password(None, "correct-horse-9")
