@@ -16,8 +16,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pypinyin import lazy_pinyin
-
 # Weights of where a word was found: a name beats a keyword beats the conditions.
 NAME, KEYWORD, CONDITIONS = 3.0, 2.0, 0.3
 # A match found through pinyin or one wrong character counts a bit less than the word.
@@ -45,6 +43,10 @@ def normalize(text: str) -> str:
 
 def pinyin_of(text: str) -> tuple[str, str]:
     """Toneless pinyin and its initials (食品 → shipin, sp); other characters kept as they are."""
+    # Imported here: its phrase dictionary costs a third of a second at import, and a
+    # process that never searches (a worker, a command) never needs it.
+    from pypinyin import lazy_pinyin
+
     full: list[str] = []
     initials: list[str] = []
     for run in re.split(r"([\u3400-\u9fff]+)", text.lower()):
