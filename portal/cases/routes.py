@@ -448,13 +448,10 @@ def supplement_review(request: Request, case_no: str, session: DbSession, accoun
     return _page(request, session, case, account, "cases/supplement.html")
 
 
-@router.post("/cases/{case_no}/supplement")
-def supplement_submit(
-    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
-):
-    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+def _send_or_show(request, session, case, account, send, template: str, done: str):
+    """Send what the check page shows (补交 or 补正); its errors on the same page (422)."""
     try:
-        service.supplement_materials(session, case=case, account=account)
+        send(session, case=case, account=account)
     except Invalid as exc:
         session.rollback()
         return _page(
@@ -462,13 +459,29 @@ def supplement_submit(
             session,
             case,
             account,
-            "cases/supplement.html",
+            template,
             errors=exc.fields,
             error_message=exc.message,
             status_code=422,
         )
-    flash(request, "容缺材料已补交，我们已发送给审批局。")
+    flash(request, done)
     return redirect(f"/cases/{case.case_no}")
+
+
+@router.post("/cases/{case_no}/supplement")
+def supplement_submit(
+    request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
+):
+    case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
+    return _send_or_show(
+        request,
+        session,
+        case,
+        account,
+        service.supplement_materials,
+        "cases/supplement.html",
+        "容缺材料已补交，我们已发送给审批局。",
+    )
 
 
 # --- 补正 after the formal submission (§32) -----------------------------------------------
@@ -485,19 +498,12 @@ def correction_submit(
     request: Request, case_no: str, session: DbSession, account: LoggedIn, form: CsrfForm
 ):
     case = service.get_own_case(session, account=account, case_no=case_no, for_update=True)
-    try:
-        service.submit_correction(session, case=case, account=account)
-    except Invalid as exc:
-        session.rollback()
-        return _page(
-            request,
-            session,
-            case,
-            account,
-            "cases/correction.html",
-            errors=exc.fields,
-            error_message=exc.message,
-            status_code=422,
-        )
-    flash(request, "补正材料已提交，我们已发送给审批局。")
-    return redirect(f"/cases/{case.case_no}")
+    return _send_or_show(
+        request,
+        session,
+        case,
+        account,
+        service.submit_correction,
+        "cases/correction.html",
+        "补正材料已提交，我们已发送给审批局。",
+    )
