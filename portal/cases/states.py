@@ -290,7 +290,7 @@ def withdrawn(case: Case) -> bool:
 def deleted_draft(case: Case) -> bool:
     """A draft the citizen deleted before anything reached the bureau (draft.withdrawn):
     it has left its 一件事 bundle, while a case withdrawn after submission stays in it."""
-    return case.status == WITHDRAWN and case.submitted_at is None
+    return withdrawn(case) and case.submitted_at is None
 
 
 def apply(
